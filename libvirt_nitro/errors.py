@@ -16,6 +16,9 @@ __all__ = [
     "NoKvmFds",
     "MalformedDomainXml",
     "QemuMonitorError",
+    "KvmIoctlError",
+    "NitroAbiError",
+    "NoEventLoop",
 ]
 
 
@@ -53,3 +56,33 @@ class MalformedDomainXml(NitroError):
 
 class QemuMonitorError(NitroError):
     """A QEMU monitor command sent through libvirt failed or gave an unexpected reply."""
+
+
+class KvmIoctlError(NitroError):
+    """A KVM ioctl failed; names the ioctl, the fd it was issued on, errno and strerror.
+
+    :ivar ioctl: the ioctl's name, e.g. ``"KVM_RUN"``
+    :ivar errno: the errno the kernel returned
+    :ivar strerror: ``os.strerror(errno)``
+    :ivar target: what the fd is (``"vcpu fd 7"``, ``"/dev/kvm fd 3"``)
+    """
+
+    def __init__(self, ioctl: str, errno: int, target: str = "") -> None:
+        import errno as _errno
+        import os
+
+        self.ioctl = ioctl
+        self.errno = errno
+        self.strerror = os.strerror(errno)
+        self.target = target
+        name = _errno.errorcode.get(errno, str(errno))
+        where = f" on {target}" if target else ""
+        super().__init__(f"{ioctl}{where} failed: {name} ({self.strerror})")
+
+
+class NitroAbiError(NitroError):
+    """Data that should follow kvm_nitro.h does not (unknown version, bad size, bad ring)."""
+
+
+class NoEventLoop(NitroError):
+    """No libvirt event loop implementation is registered, so events cannot be delivered."""

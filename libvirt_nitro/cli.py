@@ -1,0 +1,169 @@
+"""The ``libvirt-nitro`` command line.
+
+Every failure a user can cause ends as one line on stderr (``libvirt-nitro: error: …``) and a
+non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__
+from .errors import NitroError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "libvirt-nitro"
+
+#: virsh's names for ``virDomainState`` values.
+STATE_NAMES = {
+    0: "no state",
+    1: "running",
+    2: "idle",
+    3: "paused",
+    4: "in shutdown",
+    5: "shut off",
+    6: "crashed",
+    7: "pmsuspended",
+}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``list``: the domains with state, accelerator, QEMU pid and vCPU threads."""
+    from .domain import libvirt_module, open_connection, resolve
+
+    libvirt = libvirt_module()
+    conn = open_connection(args.connect, readonly=False)
+    flags = 0 if args.all else libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+    rows = []
+    for dom in sorted(conn.listAllDomains(flags), key=lambda d: (d.ID() < 0, d.ID(), d.name())):
+        row: dict[str, Any] = {
+            "id": dom.ID() if dom.ID() >= 0 else None,
+            "name": dom.name(),
+            "state": STATE_NAMES.get(dom.state()[0], "unknown"),
+            "accel": None,
+            "pid": None,
+            "vcpu_threads": [],
+        }
+        if dom.isActive():
+            try:
+                with resolve(dom, kvm_fds=False) as process:
+                    row.update(
+                        accel=process.accel,
+                        pid=process.pid,
+                        vcpu_threads=[v.thread_id for v in process.vcpus],
+                    )
+            except NitroError as exc:
+                print(f"{PROG}: warning: {dom.name()}: {exc}", file=sys.stderr)
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'Id':>4}  {'Name':<24} {'State':<12} {'Accel':<6} {'PID':>8}  vCPU threads")
+    for row in rows:
+        print(
+            f"{_dash(row['id']):>4}  {row['name']:<24} {row['state']:<12} "
+            f"{_dash(row['accel']):<6} {_dash(row['pid']):>8}  "
+            + (" ".join(map(str, row["vcpu_threads"])) or "-")
+        )
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """``inspect DOMAIN``: the domain's QEMU process, vCPU threads and (KVM) vm/vCPU fds."""
+    from .domain import lookup_domain, open_connection, resolve
+
+    conn = open_connection(args.connect)
+    dom = lookup_domain(conn, args.domain)
+    with resolve(dom, kvm_fds=args.fds) as process:
+        view = process.as_dict()
+    if args.json:
+        print(json.dumps(view, indent=2))
+        return 0
+    print(f"Domain:   {view['name']} (id {view['id']}, uuid {view['uuid']})")
+    print(f"QEMU:     pid {view['pid']}, {view['emulator'] or 'default emulator'}")
+    print(f"Accel:    {view['accel']}")
+    print(f"vCPUs:    {len(view['vcpus'])}")
+    for vcpu in view["vcpus"]:
+        print(f"  vCPU {vcpu['index']:<3} thread {vcpu['thread_id']}")
+    fds = view.get("kvm_fds")
+    if fds:
+        print(f"KVM fds:  vm: QEMU fd {fds['vm']['qemu_fd']} duplicated as fd {fds['vm']['fd']}")
+        for vcpu in fds["vcpus"]:
+            print(
+                f"  vCPU {vcpu['index']:<3} QEMU fd {vcpu['qemu_fd']} duplicated as fd {vcpu['fd']}"
+            )
+    else:
+        print(
+            "KVM fds:  none (not a KVM domain)" if view["accel"] != "kvm" else "KVM fds:  not taken"
+        )
+    return 0
+
+
+def _dash(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``libvirt-nitro`` (one sub-command per verb)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Trace the system calls of running libvirt/QEMU guests."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-c",
+        "--connect",
+        metavar="URI",
+        help="libvirt URI (default: as virsh, e.g. qemu:///system)",
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
+
+    listing = verbs.add_parser("list", help="list domains with their QEMU process and vCPU threads")
+    listing.add_argument("--all", action="store_true", help="include inactive domains")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(func=cmd_list)
+
+    inspect = verbs.add_parser("inspect", help="resolve a domain to its QEMU process and KVM fds")
+    inspect.add_argument("domain", metavar="DOMAIN", help="domain name, UUID or id")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    fds = inspect.add_mutually_exclusive_group()
+    fds.add_argument(
+        "--fds",
+        dest="fds",
+        action="store_true",
+        default=None,
+        help="require QEMU's KVM vm/vCPU fds (error on a TCG domain)",
+    )
+    fds.add_argument("--no-fds", dest="fds", action="store_false", help="do not take KVM fds")
+    inspect.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``libvirt-nitro`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except NitroError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a libvirtError we did not anticipate: still one line
+        if type(exc).__name__ != "libvirtError":
+            raise
+        from .domain import describe_error
+
+        print(f"{PROG}: error: libvirt: {describe_error(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Nitro events as Python objects, and their construction from KVM registers.
+
+An :class:`Event` wraps the bytes of one ``struct kvm_nitro_event`` (kept as
+:attr:`Event.raw`) and exposes its fields as attributes and its registers as
+``event.regs.<name>`` (``rax``, ``rip``, ``cr3``, ``lstar``, ``cs``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import NitroAbiError
+from .ioctl import ffi, lib, x86
+
+__all__ = [
+    "Event",
+    "Regs",
+    "REG_NAMES",
+    "EVENT_SYSCALL",
+    "EVENT_SYSRET",
+    "EVENT_SYSENTER",
+    "EVENT_SYSEXIT",
+    "EVENT_TYPE_NAMES",
+    "fill_from_kvm",
+]
+
+EVENT_SYSCALL: int = lib.KVM_NITRO_EVENT_SYSCALL
+EVENT_SYSRET: int = lib.KVM_NITRO_EVENT_SYSRET
+EVENT_SYSENTER: int = lib.KVM_NITRO_EVENT_SYSENTER
+EVENT_SYSEXIT: int = lib.KVM_NITRO_EVENT_SYSEXIT
+
+#: KVM_NITRO_EVENT_* -> instruction name.
+EVENT_TYPE_NAMES = {
+    EVENT_SYSCALL: "syscall",
+    EVENT_SYSRET: "sysret",
+    EVENT_SYSENTER: "sysenter",
+    EVENT_SYSEXIT: "sysexit",
+}
+
+#: The register names of struct kvm_nitro_regs (padding left out), in ABI order.
+REG_NAMES: tuple[str, ...] = tuple(
+    name for name, _ in ffi.typeof("struct kvm_nitro_regs").fields if name != "pad"
+)
+_EVENT_SIZE = ffi.sizeof("struct kvm_nitro_event")
+_GPRS = tuple(REG_NAMES[: REG_NAMES.index("rflags") + 1])
+_SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
+
+
+class Regs:
+    """The registers of an event (``struct kvm_nitro_regs``), read-only attributes."""
+
+    __slots__ = ("_c",)
+
+    def __init__(self, c: Any) -> None:
+        self._c = c
+
+    def __getattr__(self, name: str) -> int:
+        if name in REG_NAMES:
+            return getattr(self._c, name)
+        raise AttributeError(f"no register {name!r}")
+
+    def as_dict(self) -> dict[str, int]:
+        """``{name: value}`` for every register."""
+        return {name: getattr(self._c, name) for name in REG_NAMES}
+
+    def __repr__(self) -> str:
+        return f"<Regs rax={self._c.rax:#x} rip={self._c.rip:#x} cr3={self._c.cr3:#x}>"
+
+
+class Event:
+    """One ``struct kvm_nitro_event``.
+
+    :ivar raw: the bytes it was built from (a whole ring slot, or exactly the struct)
+    """
+
+    __slots__ = ("raw", "_c", "regs")
+
+    def __init__(self, raw: bytes) -> None:
+        """Wrap *raw*.
+
+        :raises NitroAbiError: *raw* is shorter than its ``size`` field or than the
+            version-1 header, or has an unknown version.
+        """
+        if len(raw) < 32:
+            raise NitroAbiError(f"event of {len(raw)} bytes")
+        self.raw = raw
+        buf = raw if len(raw) >= _EVENT_SIZE else raw + bytes(_EVENT_SIZE - len(raw))
+        c = ffi.from_buffer("struct kvm_nitro_event *", buf)
+        if c.version != lib.KVM_NITRO_ABI_VERSION:
+            raise NitroAbiError(f"event version {c.version}")
+        if c.size > len(raw):
+            raise NitroAbiError(f"event size {c.size} > {len(raw)} bytes given")
+        self._c = c
+        self.regs = Regs(c.regs)
+
+    version = property(lambda self: self._c.version, doc="ABI version (__u16).")
+    size = property(lambda self: self._c.size, doc="Bytes of the struct the producer filled.")
+    vcpu = property(lambda self: self._c.vcpu_id, doc="vCPU index (__u32).")
+    vcpu_id = vcpu
+    type = property(lambda self: self._c.type, doc="KVM_NITRO_EVENT_* (__u16).")
+    flags = property(lambda self: self._c.flags, doc="KVM_NITRO_EVENT_F_* (__u16).")
+    seq = property(lambda self: self._c.seq, doc="Sequence number; gaps are losses.")
+    timestamp_ns = property(lambda self: self._c.timestamp_ns, doc="CLOCK_MONOTONIC, ns.")
+
+    @property
+    def type_name(self) -> str:
+        """``"syscall"``, ``"sysret"``, ``"sysenter"`` or ``"sysexit"`` (else hex)."""
+        return EVENT_TYPE_NAMES.get(self.type, f"{self.type:#x}")
+
+    @property
+    def direction(self) -> str:
+        """``"enter"`` (SYSCALL, SYSENTER) or ``"exit"`` (SYSRET, SYSEXIT)."""
+        return "exit" if self.type in (EVENT_SYSRET, EVENT_SYSEXIT) else "enter"
+
+    def __repr__(self) -> str:
+        return (
+            f"<Event seq={self.seq} vcpu={self.vcpu} {self.type_name} "
+            f"rax={self.regs.rax:#x} rip={self.regs.rip:#x}>"
+        )
+
+
+def fill_from_kvm(
+    ev: Any,
+    *,
+    vcpu_id: int,
+    type: int,
+    regs: Any,
+    sregs: Any,
+    msrs: Mapping[int, int],
+    flags: int = 0,
+    timestamp_ns: int = 0,
+    efer: int | None = None,
+) -> None:
+    """Fill ``struct kvm_nitro_event *`` *ev* from KVM's ``struct kvm_regs *`` *regs*,
+    ``struct kvm_sregs *`` *sregs* and the MSRs of :data:`x86.SYSCALL_MSRS` in *msrs*.
+
+    Overwrite ``regs.rip``/``rflags``/``rsp`` of *regs* first if the trap moved them
+    (a #UD frame).  *efer* is the guest's own view (the shadow) if given.
+    """
+    ev.vcpu_id = vcpu_id
+    ev.type = type
+    ev.flags = flags
+    ev.timestamp_ns = timestamp_ns
+    out = ev.regs
+    for name in _GPRS:
+        setattr(out, name, getattr(regs, name))
+    out.cr0, out.cr2, out.cr3, out.cr4 = sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4
+    out.efer = sregs.efer if efer is None else efer
+    out.fs_base, out.gs_base = sregs.fs.base, sregs.gs.base
+    out.kernel_gs_base = msrs.get(x86.MSR_KERNEL_GS_BASE, 0)
+    out.star = msrs.get(x86.MSR_STAR, 0)
+    out.lstar = msrs.get(x86.MSR_LSTAR, 0)
+    out.cstar = msrs.get(x86.MSR_CSTAR, 0)
+    out.sfmask = msrs.get(x86.MSR_SYSCALL_MASK, 0)
+    out.sysenter_cs = msrs.get(x86.MSR_IA32_SYSENTER_CS, 0)
+    out.sysenter_esp = msrs.get(x86.MSR_IA32_SYSENTER_ESP, 0)
+    out.sysenter_eip = msrs.get(x86.MSR_IA32_SYSENTER_EIP, 0)
+    for name in _SEGMENTS:
+        setattr(out, name, getattr(sregs, name).selector)

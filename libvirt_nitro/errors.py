@@ -19,6 +19,8 @@ __all__ = [
     "KvmIoctlError",
     "NitroAbiError",
     "NoEventLoop",
+    "GdbstubError",
+    "AlreadyTraced",
 ]
 
 
@@ -86,3 +88,11 @@ class NitroAbiError(NitroError):
 
 class NoEventLoop(NitroError):
     """No libvirt event loop implementation is registered, so events cannot be delivered."""
+
+
+class GdbstubError(NitroError):
+    """QEMU's gdbstub failed: a dead or silent socket, an ``E`` reply, a protocol error."""
+
+
+class AlreadyTraced(NitroError):
+    """Another libvirt-nitro tracer (or its guard) holds the domain."""

@@ -21,14 +21,16 @@ __all__ = [
     "Event",
     "Ring",
     "Tracer",
+    "attach",
 ]
 
 
 # Tracer, Event and Ring need the compiled cffi extension: imported on first use so
 # that `import libvirt_nitro` works (and the CLI can say what is missing) without it.
-_LAZY = {"Tracer": "tracer", "Event": "event", "Ring": "ring"}
+_LAZY = {"Tracer": "tracer", "Event": "event", "Ring": "ring", "attach": "attachment"}
 
 if TYPE_CHECKING:
+    from .attachment import attach
     from .event import Event
     from .ring import Ring
     from .tracer import Tracer

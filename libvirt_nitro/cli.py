@@ -104,6 +104,70 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """``trace DOMAIN``: print the guest's system calls until Ctrl-C, SIGTERM, --duration
+    or --count; a summary goes to stderr."""
+    import signal
+    import time
+
+    from .domain import libvirt_module, lookup_domain, open_connection
+
+    libvirt = libvirt_module()
+    libvirt.virEventRegisterDefaultImpl()  # before the connection, as for domain events
+    conn = open_connection(args.connect)
+    dom = lookup_domain(conn, args.domain)
+
+    from .attachment import attach
+    from .event_ids import EVENT_ID_LOST, EVENT_ID_SYSCALL
+    from .output import EventPrinter
+
+    stream = open(args.output, "w", buffering=1) if args.output else sys.stdout
+    printer = EventPrinter(stream, as_json=args.json)
+    stop: list[str] = []
+    lost = [0]
+
+    def on_event(_conn: Any, _dom: Any, event: Any, _opaque: Any) -> None:
+        if args.count is None or printer.printed < args.count:
+            printer.write(event)
+        if args.count is not None and printer.printed >= args.count:
+            stop.append("count")
+
+    def on_lost(_conn: Any, _dom: Any, count: int, _opaque: Any) -> None:
+        lost[0] += count
+        print(f"{PROG}: warning: {count} events dropped (ring full)", file=sys.stderr)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.append(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    tracer = attach(dom)
+    timer = -1
+    try:
+        tracer.eventRegisterAny(EVENT_ID_SYSCALL, on_event, None)
+        tracer.eventRegisterAny(EVENT_ID_LOST, on_lost, None)
+        print(f"{PROG}: tracing {dom.name()} (Ctrl-C to stop)", file=sys.stderr)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        # The timer wakes the loop so that signals, --duration and a failed backend are seen.
+        timer = libvirt.virEventAddTimeout(100, lambda *_: None, None)
+        while not stop and tracer.backend.running:
+            libvirt.virEventRunDefaultImpl()
+            if deadline is not None and time.monotonic() >= deadline:
+                stop.append("duration")
+    finally:
+        if timer >= 0:
+            libvirt.virEventRemoveTimeout(timer)
+        tracer.backend.stop()
+        tracer.dispatch()  # what the ring still holds
+        tracer.close()
+        if stream is not sys.stdout:
+            stream.close()
+        print(f"{PROG}: {printer.printed} events, {tracer.ring.dropped} dropped", file=sys.stderr)
+    if tracer.backend.error is not None:
+        raise NitroError(f"tracing {dom.name()} stopped: {tracer.backend.error}")
+    return 0
+
+
 def _dash(value: object) -> str:
     return "-" if value is None else str(value)
 
@@ -140,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fds.add_argument("--no-fds", dest="fds", action="store_false", help="do not take KVM fds")
     inspect.set_defaults(func=cmd_inspect)
+
+    trace = verbs.add_parser("trace", help="print the system calls a running guest makes")
+    trace.add_argument("domain", metavar="DOMAIN", help="domain name, UUID or id")
+    trace.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    trace.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    trace.add_argument("--json", action="store_true", help="print JSON lines")
+    trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
+    trace.set_defaults(func=cmd_trace)
     return parser
 
 

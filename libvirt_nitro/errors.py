@@ -21,6 +21,7 @@ __all__ = [
     "NoEventLoop",
     "GdbstubError",
     "AlreadyTraced",
+    "GdbstubErrorReply",
 ]
 
 
@@ -96,3 +97,22 @@ class GdbstubError(NitroError):
 
 class AlreadyTraced(NitroError):
     """Another libvirt-nitro tracer (or its guard) holds the domain."""
+
+
+class GdbstubErrorReply(GdbstubError):
+    """The gdbstub answered a packet with an error reply (``E NN``), e.g. ``E14`` for
+    unmapped memory, ``E22`` for an invalid argument; the connection stays usable.
+
+    :ivar packet: the packet refused (its first 40 characters)
+    :ivar reply: the reply, e.g. ``"E14"``
+    :ivar code: the error number of an ``E NN`` reply (``None`` for ``E.text``)
+    """
+
+    def __init__(self, packet: str, reply: str) -> None:
+        self.packet = packet[:40]
+        self.reply = reply
+        try:
+            self.code: int | None = int(reply[1:3], 16) if reply[1:2] != "." else None
+        except ValueError:
+            self.code = None
+        super().__init__(f"gdbstub refused packet {self.packet!r}: {reply}")

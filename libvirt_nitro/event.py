@@ -23,6 +23,7 @@ __all__ = [
     "EVENT_SYSEXIT",
     "EVENT_TYPE_NAMES",
     "fill_from_kvm",
+    "fill_from_trap",
 ]
 
 EVENT_SYSCALL: int = lib.KVM_NITRO_EVENT_SYSCALL
@@ -158,3 +159,31 @@ def fill_from_kvm(
     out.sysenter_eip = msrs.get(x86.MSR_IA32_SYSENTER_EIP, 0)
     for name in _SEGMENTS:
         setattr(out, name, getattr(sregs, name).selector)
+
+
+#: GDB register names (the gdbstub's) that differ from struct kvm_nitro_regs'.
+_GDB_NAMES = {"rflags": "eflags", "kernel_gs_base": "k_gs_base"}
+
+
+def fill_from_trap(ev: Any, trap: Any) -> None:
+    """Fill ``struct kvm_nitro_event *`` *ev* from a
+    :class:`~libvirt_nitro.trap.engine.TrapEvent` (registers by GDB name, MSRs as the
+    engine learned them; EFER is the guest's own view, SCE as the guest set it)."""
+    ev.vcpu_id = trap.vcpu
+    ev.type = EVENT_SYSCALL if trap.kind == "syscall" else EVENT_SYSRET
+    ev.flags = (
+        (lib.KVM_NITRO_EVENT_F_LONG_MODE if trap.long_mode else 0)
+        | (lib.KVM_NITRO_EVENT_F_REX_W if trap.rex_w and trap.kind == "sysret" else 0)
+        | (lib.KVM_NITRO_EVENT_F_RF_CLEARED if trap.rf_cleared else 0)
+    )
+    ev.timestamp_ns = trap.timestamp_ns
+    regs, out, facts = trap.regs, ev.regs, trap.facts
+    for name in _GPRS + ("cr0", "cr2", "cr3", "cr4", "fs_base", "gs_base", "kernel_gs_base"):
+        setattr(out, name, regs.get(_GDB_NAMES.get(name, name), 0))
+    for name in _SEGMENTS:
+        setattr(out, name, regs.get(name, 0))
+    out.efer = facts.efer
+    out.star = facts.star
+    out.lstar = facts.lstar or 0
+    out.cstar = facts.cstar or 0
+    out.sfmask = facts.fmask

@@ -44,6 +44,11 @@ __all__ = [
     "SYSCALL_LEN",
     "SyscallResult",
     "syscall_result",
+    "SysretResult",
+    "sysret_result",
+    "SYSRET_RFLAGS_MASK",
+    "idt_gate_offset",
+    "IDT_GATE_SIZE",
 ]
 
 MSR_EFER = 0xC0000080
@@ -124,3 +129,40 @@ def syscall_result(rip: int, rflags: int, star: int, lstar: int, fmask: int) -> 
         cs=cs & ~3,
         ss=(cs + 8) & ~3,
     )
+
+
+#: RFLAGS bits SYSRET takes from R11 (RF and VM are cleared, bit 1 forced).
+SYSRET_RFLAGS_MASK = 0x3C7FD7
+
+
+class SysretResult(NamedTuple):
+    """Register values after SYSRET (cs/ss are selectors with RPL 3)."""
+
+    rip: int
+    rflags: int
+    cs: int
+    ss: int
+
+
+def sysret_result(rcx: int, r11: int, star: int, rex_w: bool = True) -> SysretResult:
+    """What SYSRET does: RIP = RCX (ECX for the 32-bit form), RFLAGS = (R11 & 0x3C7FD7) | 2,
+    CS = STAR[63:48] + 16 (SYSRETQ) or STAR[63:48] (SYSRETL), SS = STAR[63:48] + 8, RPL 3."""
+    base = (star >> 48) & 0xFFFF
+    return SysretResult(
+        rip=rcx if rex_w else rcx & 0xFFFFFFFF,
+        rflags=(r11 & SYSRET_RFLAGS_MASK) | RFLAGS_FIXED,
+        cs=((base + 16) if rex_w else base) | 3,
+        ss=(base + 8) | 3,
+    )
+
+
+#: Bytes of a 64-bit IDT gate descriptor.
+IDT_GATE_SIZE = 16
+
+
+def idt_gate_offset(gate: bytes) -> int:
+    """The handler address in a 16-byte long-mode IDT gate descriptor."""
+    low = int.from_bytes(gate[0:2], "little")
+    middle = int.from_bytes(gate[6:8], "little")
+    high = int.from_bytes(gate[8:12], "little")
+    return low | middle << 16 | high << 32

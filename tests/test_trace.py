@@ -1,0 +1,143 @@
+"""Tracing the real test guest through QEMU's gdbstub: events, completions, detach."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import threading
+
+import pytest
+
+from libvirt_nitro import attach
+from libvirt_nitro.domain import resolve
+from libvirt_nitro.errors import AlreadyTraced
+from libvirt_nitro.gdbstub.gdbtarget import GdbTarget
+from libvirt_nitro.gdbstub.rsp import RspClient
+from libvirt_nitro.gdbstub.session import GdbstubSession
+from libvirt_nitro.linux import syscall_number
+from libvirt_nitro.trap.engine import NitroEngine
+from tests.tracing import of_process, run_traced, syscalls_enabled
+
+GETPID, OPENAT, WRITE, CLOSE = (syscall_number(n) for n in ("getpid", "openat", "write", "close"))
+MARKER = b"/nitro-marker\0"
+
+
+@pytest.fixture(scope="module")
+def libvirt_loop():
+    """libvirt's default event loop (run by the test thread), woken every 50 ms."""
+    import libvirt
+
+    libvirt.virEventRegisterDefaultImpl()
+    timer = libvirt.virEventAddTimeout(50, lambda *_: None, None)
+    yield libvirt
+    libvirt.virEventRemoveTimeout(timer)
+
+
+def test_sequence_is_traced_with_numbers_arguments_and_returns(libvirt_loop, tcg_guest):
+    tracer = attach(tcg_guest.dom)
+    try:
+        records, result = run_traced(libvirt_loop, tracer, lambda: tcg_guest.run("sequence"))
+    finally:
+        tracer.close()
+    assert result.exit_code == 0, result.output
+    values = result.values
+    pid = int(values["pid"])
+    # The workload's process: the address space that called getpid and got its pid back.
+    cr3 = next(
+        r["cr3"]
+        for r in records
+        if r["direction"] == "exit" and r["nr"] == GETPID and r["ret"] == pid
+    )
+    mine = of_process(records, cr3)
+    entries = [r for r in mine if r["direction"] == "enter"]
+    exits = {(r["nr"], r["ret"]) for r in mine if r["direction"] == "exit"}
+    assert sum(1 for r in entries if r["nr"] == GETPID) >= 4  # "pid=" + getpid x3
+    assert (GETPID, pid) in exits
+    opens = [r for r in entries if r["nr"] == OPENAT]
+    assert len(opens) == 2 and opens[0]["args"][0] == 0xFFFFFF9C  # AT_FDCWD, as the u32 libc passes
+    assert (OPENAT, int(values["openat"])) in exits
+    writes = [r for r in entries if r["nr"] == WRITE and r["args"][2] == int(values["write"])]
+    assert writes and (WRITE, int(values["write"])) in exits
+    assert (1023, -errno.ENOSYS) in exits
+    assert any(r["name"] == "syscall_1023" and r["args"][:3] == [1, 2, 3] for r in entries)
+    # The genuine #UD of the ud2 child went to the guest's handler: SIGILL, as untraced.
+    assert values["ud2_child_signal"] == str(int(signal.SIGILL))
+    assert values["fork_child_exit"] == "7"
+    for record in mine:
+        assert record["vcpu"] in (0, 1) and record["rip"] > 0
+
+
+def test_detach_gives_the_guest_back(libvirt_loop, tcg_guest):
+    tracer = attach(tcg_guest.dom)
+    assert not syscalls_enabled(tcg_guest.dom)  # armed: SCE cleared on every vCPU
+    tracer.close()
+    assert syscalls_enabled(tcg_guest.dom)
+    result = tcg_guest.run("sequence")
+    assert result.exit_code == 0 and result.values["ud2_child_signal"] == "4"
+    # No breakpoint, no stub left: a new tracer can start at once.
+    attach(tcg_guest.dom).close()
+
+
+def test_each_vcpu_reports_its_own_events(libvirt_loop, tcg_guest):
+    tracer = attach(tcg_guest.dom)
+    try:
+
+        def pinned() -> list:
+            return [
+                tcg_guest.run("/bin/busybox", "taskset", mask, "/bin/workload", "getpid", "5")
+                for mask in ("1", "2")
+            ]
+
+        records, results = run_traced(libvirt_loop, tracer, pinned)
+    finally:
+        tracer.close()
+    for vcpu, result in enumerate(results):
+        pid = int(result.values["getpid"])
+        ours = [
+            r for r in records if r["direction"] == "exit" and r["nr"] == GETPID and r["ret"] == pid
+        ]
+        assert len(ours) == 5
+        assert {r["vcpu"] for r in ours} == {vcpu}
+
+
+def test_a_second_tracer_is_refused(tcg_guest):
+    tracer = attach(tcg_guest.dom)
+    try:
+        with pytest.raises(AlreadyTraced, match="already being traced"):
+            attach(tcg_guest.dom)
+    finally:
+        tracer.close()
+    assert syscalls_enabled(tcg_guest.dom)
+
+
+def test_marker_pointer_dereferences_at_the_trap(tcg_guest):
+    """At an openat entry, with the vCPU stopped in the caller's address space, its path
+    pointer reads as the marker string from guest memory."""
+    process = resolve(tcg_guest.dom)
+    session = GdbstubSession.start(tcg_guest.dom, process.pid, process.uuid)
+    strings: list[bytes] = []
+    try:
+        client = RspClient(str(session.socket_path))
+        target = GdbTarget(client)
+
+        def emit(event) -> None:
+            if event.kind == "syscall" and event.regs["rax"] == OPENAT:
+                strings.append(target.read_memory(event.vcpu, event.regs["rsi"], len(MARKER)))
+
+        engine = NitroEngine(target, emit)
+        engine.arm(engine.plan_arming())
+        target.resume()
+        done = threading.Event()
+        worker = threading.Thread(
+            target=lambda: (tcg_guest.run("open", "/nitro-marker"), done.set())
+        )
+        worker.start()
+        while not done.is_set():
+            engine.poll(0.1)
+        engine.disarm()
+        client.detach()
+        worker.join()
+    finally:
+        session.stop()
+    assert MARKER in strings
+    assert syscalls_enabled(tcg_guest.dom)

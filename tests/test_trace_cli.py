@@ -1,0 +1,215 @@
+"""``libvirt-nitro trace`` as a user runs it, and the guest outliving every way it can end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from libvirt_nitro import attach
+from libvirt_nitro.gdbstub.session import RUN_DIR, acquire_trace_lock
+from libvirt_nitro.linux import syscall_name, syscall_number
+from tests.guest.testguest import TestGuest
+from tests.support import wait_for
+from tests.tracing import syscalls_enabled
+
+ROOT = Path(__file__).resolve().parents[1]
+URI = "qemu:///system"
+GETPID = syscall_number("getpid")
+
+
+class TraceProcess:
+    """``libvirt-nitro trace`` in a subprocess, its output collected by reader threads."""
+
+    def __init__(self, name: str, *options: str):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "libvirt_nitro", "-c", URI, "trace", name, *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_armed(self) -> None:
+        """Wait until the tracer says it traces (or has died)."""
+        wait_for(
+            lambda: (
+                any(line.startswith("libvirt-nitro: tracing") for line in self.stderr)
+                or self.proc.poll() is not None
+            ),
+            "the tracer to arm the guest",
+            timeout=60,
+        )
+        assert self.proc.poll() is None, self.stderr
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        """Wait for the tracer (and, for its stderr, the guard) to finish."""
+        code = self.proc.wait(timeout)
+        for reader in self._readers:
+            reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        """Make sure it is gone (test cleanup)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def assert_guest_given_back(guest: TestGuest) -> None:
+    """EFER.SCE back on every vCPU, processes unharmed, and nothing left holding the domain."""
+    wait_for(lambda: syscalls_enabled(guest.dom), "EFER.SCE restored on every vCPU", timeout=60)
+    result = guest.run("sequence")
+    assert result.exit_code == 0, result.output
+    assert result.values["ud2_child_signal"] == str(int(signal.SIGILL))
+    wait_for(lambda: _lock_free(guest.dom.UUIDString()), "the trace lock to be released")
+    assert not (RUN_DIR / "gdb" / guest.dom.UUIDString()).exists()
+    attach(guest.dom).close()  # a new tracer can start: no stub or breakpoint left behind
+
+
+def _lock_free(uuid: str) -> bool:
+    try:
+        os.close(acquire_trace_lock(uuid, "test"))
+    except Exception:
+        return False
+    return True
+
+
+def test_json_lines_and_count(tcg_guest) -> None:
+    trace = TraceProcess(tcg_guest.name, "--json", "--count", "12")
+    try:
+        trace.wait_armed()
+        tcg_guest.run("getpid", "20")
+        assert trace.wait_exit() == 0, trace.stderr
+    finally:
+        trace.kill()
+    records = [json.loads(line) for line in trace.stdout]
+    assert len(records) == 12
+    for record in records:
+        assert {"vcpu", "direction", "nr", "name", "cr3", "rip", "time"} <= record.keys()
+        if record["direction"] == "enter":
+            assert len(record["args"]) == 6 and "ret" not in record
+        else:
+            assert isinstance(record["ret"], int)
+    # The guest's workload server reads its command line one byte at a time: read(0, …, 1).
+    assert any(r["name"] == "read" and r["args"][0] == 0 and r["args"][2] == 1 for r in records)
+    assert all(r["name"] == syscall_name(r["nr"]) for r in records if r["nr"] is not None)
+    assert trace.stderr[-1] == "libvirt-nitro: 12 events, 0 dropped"
+    assert_guest_given_back(tcg_guest)
+
+
+def test_text_output_to_a_file(tcg_guest, tmp_path) -> None:
+    output = tmp_path / "trace.txt"
+    trace = TraceProcess(tcg_guest.name, "-o", str(output), "--duration", "600")
+    try:
+        trace.wait_armed()
+        pid = tcg_guest.run("getpid", "2").values["getpid"]
+        wait_for(lambda: f"getpid = {pid} " in output.read_text(), "the getpid exit line")
+        trace.proc.send_signal(signal.SIGINT)
+        assert trace.wait_exit() == 0
+    finally:
+        trace.kill()
+    lines = output.read_text().splitlines()
+    assert any(line.startswith("[vcpu ") and " enter getpid(0x" in line for line in lines)
+    assert any(f"exit  getpid = {pid} nr={GETPID} cr3=0x" in line for line in lines)
+    assert "Traceback" not in "\n".join(trace.stderr)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_guest_survives_the_tracer_ending_mid_trace(tcg_guest, signum) -> None:
+    """The tracer ends (cleanly or SIGKILLed) while the guest makes system calls as fast as it
+    can: the busy process finishes unharmed and the guest is given back."""
+    trace = TraceProcess(tcg_guest.name, "--json")
+    outcome: dict = {}
+    busy = threading.Thread(target=lambda: outcome.update(result=tcg_guest.run("loop", "400")))
+    try:
+        trace.wait_armed()
+        busy.start()
+        wait_for(lambda: len(trace.stdout) >= 40, "40 events", timeout=120)
+        trace.proc.send_signal(signum)
+        code = trace.wait_exit()
+    finally:
+        trace.kill()
+        busy.join(300)
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+        assert any(
+            "guard: tracer of" in line and "guest given back" in line for line in trace.stderr
+        )
+    else:
+        assert code == 0, trace.stderr
+        assert trace.stderr[-1].startswith("libvirt-nitro: ") and "events" in trace.stderr[-1]
+    assert outcome["result"].exit_code == 0 and outcome["result"].values["loop_count"] == "400"
+    assert_guest_given_back(tcg_guest)
+
+
+def test_a_second_trace_is_refused(tcg_guest) -> None:
+    tracer = attach(tcg_guest.dom)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "libvirt_nitro", "-c", URI, "trace", tcg_guest.name],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+    finally:
+        tracer.close()
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"libvirt-nitro: error: domain {tcg_guest.name!r} is already being traced by libvirt-nitro"
+    ]
+
+
+@pytest.fixture
+def doomed_guest(conn, guest_image):
+    """A guest of its own, for a test that destroys it."""
+    guest = TestGuest.start(conn, f"nitro-test-doomed-{os.getpid()}", guest_image)
+    yield guest
+    guest.destroy()
+
+
+def test_domain_destroyed_mid_trace(doomed_guest) -> None:
+    uuid = doomed_guest.dom.UUIDString()
+    trace = TraceProcess(doomed_guest.name)
+    busy = threading.Thread(target=lambda: _ignore_errors(doomed_guest.run, "loop", "100000"))
+    try:
+        trace.wait_armed()
+        busy.start()
+        wait_for(lambda: len(trace.stdout) >= 10, "10 events", timeout=120)
+        doomed_guest.dom.destroy()
+        code = trace.wait_exit()
+    finally:
+        trace.kill()
+        busy.join(60)
+    assert code == 1
+    assert "Traceback" not in "\n".join(trace.stderr)
+    assert trace.stderr[-1].startswith(f"libvirt-nitro: error: tracing {doomed_guest.name} stopped")
+    assert _lock_free(uuid)
+    assert not (RUN_DIR / "gdb" / uuid).exists()
+
+
+def _ignore_errors(func, *args) -> None:
+    try:
+        func(*args)
+    except (ConnectionError, TimeoutError, OSError):
+        pass  # the guest was destroyed under it

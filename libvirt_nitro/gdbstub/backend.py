@@ -60,6 +60,12 @@ class GdbstubBackend:
         """True while the engine thread traces the guest."""
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def packets_sent(self) -> int:
+        """RSP packets sent to the stub so far (0 once detached), for benchmarks."""
+        client = self._client
+        return client.packets_sent if client is not None else 0
+
     def start(self, ring: Ring) -> None:
         """Arm the guest and start tracing into *ring*; returns once the guest runs armed.
 

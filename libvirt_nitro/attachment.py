@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .domain import resolve
+from .errors import DomainNotRunning
 from .tracer import Tracer
 
 __all__ = ["attach", "BACKENDS"]
@@ -20,6 +21,7 @@ def attach(dom: Any, backend: str = "gdbstub", slot_count: int = 4096) -> Tracer
     Events flow once callbacks are registered with :meth:`Tracer.eventRegisterAny` and
     libvirt's event loop runs. ``tracer.close()`` gives the guest back untraced.
 
+    :raises DomainNotRunning: the domain is not running, or paused.
     :raises NitroError: see :func:`~libvirt_nitro.domain.resolve` and the backend
         (:class:`~libvirt_nitro.errors.AlreadyTraced`, a gdbstub failure, an unknown kernel).
     """
@@ -28,6 +30,8 @@ def attach(dom: Any, backend: str = "gdbstub", slot_count: int = 4096) -> Tracer
     from .gdbstub.backend import GdbstubBackend
 
     process = resolve(dom, kvm_fds=False)
+    if dom.state()[0] == 3:  # VIR_DOMAIN_PAUSED: tracing would resume it behind the user's back
+        raise DomainNotRunning(f"domain {dom.name()!r} is paused: resume it before tracing")
     conn = dom.connect()
     tracer = Tracer(
         conn, dom, backend=GdbstubBackend(dom, process, conn.getURI()), slot_count=slot_count

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from libvirt_nitro import attach
+from libvirt_nitro.errors import DomainNotRunning
 from libvirt_nitro.gdbstub.session import RUN_DIR, acquire_trace_lock
 from libvirt_nitro.linux import syscall_name, syscall_number
 from tests.guest.testguest import TestGuest
@@ -213,3 +214,73 @@ def _ignore_errors(func, *args) -> None:
         func(*args)
     except (ConnectionError, TimeoutError, OSError):
         pass  # the guest was destroyed under it
+
+
+def test_stub_socket_is_private_to_root_and_qemu(tcg_guest) -> None:
+    uuid = tcg_guest.dom.UUIDString()
+    tracer = attach(tcg_guest.dom)
+    try:
+        stub_dir = RUN_DIR / "gdb" / uuid
+        qemu_uid = _uid_of(int(Path(f"/run/libvirt/qemu/{tcg_guest.name}.pid").read_text()))
+        assert (stub_dir.stat().st_mode & 0o777, stub_dir.stat().st_uid) == (0o700, qemu_uid)
+        assert (RUN_DIR / "gdb").stat().st_mode & 0o777 == 0o711  # traversable, not listable
+        assert (RUN_DIR / "trace").stat().st_mode & 0o777 == 0o700
+        assert (RUN_DIR / "trace" / f"{uuid}.lock").stat().st_mode & 0o777 == 0o600
+        # An unprivileged user cannot reach the socket.
+        probe = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "test",
+                "-e",
+                str(stub_dir / "gdb.sock"),
+            ],
+            timeout=30,
+        )
+        assert probe.returncode == 1
+    finally:
+        tracer.close()
+
+
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid in /proc/{pid}/status")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("no-such-domain", "no domain with a name"), (None, "is not running")],
+)
+def test_trace_bad_domain_is_one_error_line(inactive_domain, target, message) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "libvirt_nitro",
+            "-c",
+            URI,
+            "trace",
+            target or inactive_domain.name(),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("libvirt-nitro: error: ") and message in lines[0]
+
+
+def test_a_paused_domain_is_not_traced(tcg_guest) -> None:
+    tcg_guest.dom.suspend()
+    try:
+        with pytest.raises(DomainNotRunning, match="is paused"):
+            attach(tcg_guest.dom)
+    finally:
+        tcg_guest.dom.resume()
+    assert tcg_guest.run("getpid", "1").exit_code == 0

@@ -73,6 +73,22 @@ class UdFrame:
         """True when the fault happened at CPL 3."""
         return self.cs & 3 == 3
 
+    def faulting_state(self, regs: dict[str, int]) -> dict[str, int]:
+        """*regs* (read at the handler) as they were at the faulting instruction: its RIP,
+        CS, SS, RSP and RFLAGS (without the RF the fault saved)."""
+        return dict(
+            regs,
+            rip=self.rip,
+            cs=self.cs,
+            ss=self.ss,
+            rsp=self.rsp,
+            eflags=self.rflags & ~x86.RFLAGS_RF,
+        )
+
+    def is_user_syscall(self, target: TrapTarget, vcpu: int) -> bool:
+        """True when a user-mode SYSCALL instruction raised this #UD."""
+        return self.from_user and target.read_memory(vcpu, self.rip, 2) == x86.SYSCALL_INSN
+
 
 def read_ud_frame(target: TrapTarget, vcpu: int, rsp: int) -> UdFrame:
     """Read the 5-word #UD frame at *rsp* (the kernel stack at the handler's first
@@ -222,19 +238,12 @@ class NitroEngine:
 
     def _on_ud(self, vcpu: int, regs: dict[str, int]) -> None:
         frame = read_ud_frame(self.target, vcpu, regs["rsp"])
-        if not frame.from_user or self.target.read_memory(vcpu, frame.rip, 2) != x86.SYSCALL_INSN:
+        if not frame.is_user_syscall(self.target, vcpu):
             self.counts["genuine_ud"] += 1
             self._step_over(vcpu, self.plan.ud_handler)
             return
         facts = self.facts[vcpu]
-        user = dict(
-            regs,
-            rip=frame.rip,
-            cs=frame.cs,
-            ss=frame.ss,
-            rsp=frame.rsp,
-            eflags=frame.rflags & ~x86.RFLAGS_RF,
-        )
+        user = frame.faulting_state(regs)
         timestamp = time.monotonic_ns()
         if facts.lstar is None or frame.cs != (facts.user_base + 16) | 3:
             self._native_step(vcpu, user, facts)  # learning, or a compat-mode SYSCALL
@@ -256,11 +265,15 @@ class NitroEngine:
             )
         long_mode = frame.cs == ((facts.user_base or 0) + 16) | 3
         self.counts["syscall"] += 1
-        self.emit(TrapEvent(vcpu, "syscall", user, facts, timestamp, long_mode, True, True))
+        self.emit(
+            TrapEvent(vcpu, "syscall", user, facts, timestamp, long_mode=long_mode, rf_cleared=True)
+        )
 
     def _on_sysret(self, vcpu: int, regs: dict[str, int], site: SysretSite) -> None:
         facts = self.facts[vcpu]
-        event = TrapEvent(vcpu, "sysret", regs, facts, time.monotonic_ns(), True, site.rex_w)
+        event = TrapEvent(
+            vcpu, "sysret", regs, facts, time.monotonic_ns(), long_mode=site.rex_w, rex_w=site.rex_w
+        )
         if facts.user_base is None:
             self._native_step(vcpu, regs, facts)
         else:
@@ -342,18 +355,8 @@ def restore_guest(target: TrapTarget, plan: ArmingPlan) -> list[str]:
         regs = target.read_regs(vcpu)
         if regs["rip"] == plan.ud_handler:
             frame = read_ud_frame(target, vcpu, regs["rsp"])
-            if frame.from_user and target.read_memory(vcpu, frame.rip, 2) == x86.SYSCALL_INSN:
-                target.write_state(
-                    vcpu,
-                    dict(
-                        regs,
-                        rip=frame.rip,
-                        cs=frame.cs,
-                        ss=frame.ss,
-                        rsp=frame.rsp,
-                        eflags=frame.rflags & ~x86.RFLAGS_RF,
-                    ),
-                )
+            if frame.is_user_syscall(target, vcpu):
+                target.write_state(vcpu, frame.faulting_state(regs))
                 actions.append(f"vCPU {vcpu}: rewound to the SYSCALL at {frame.rip:#x}")
         if regs["efer"] != efer:
             target.write_efer(vcpu, efer)

@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--vcpus", type=int, default=2)
     run = verbs.add_parser("run", help="run a workload command in a running test guest")
     run.add_argument("name")
-    run.add_argument("command", nargs="+")
+    run.add_argument("command", nargs=argparse.REMAINDER)
     stop = verbs.add_parser("stop", help="destroy a test guest")
     stop.add_argument("name")
     args = parser.parse_args(argv)

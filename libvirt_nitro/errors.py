@@ -22,6 +22,13 @@ __all__ = [
     "GdbstubError",
     "AlreadyTraced",
     "GdbstubErrorReply",
+    "UnsupportedKernel",
+    "MalformedKernelImage",
+    "InvalidTraceConfig",
+    "HookConflict",
+    "InvalidTraceExpression",
+    "GuestMemoryError",
+    "PageFault",
 ]
 
 
@@ -116,3 +123,65 @@ class GdbstubErrorReply(GdbstubError):
         except ValueError:
             self.code = None
         super().__init__(f"gdbstub refused packet {self.packet!r}: {reply}")
+
+
+class UnsupportedKernel(NitroError):
+    """The guest kernel image cannot give the layout the tracer needs (no BTF, no such
+    symbol or member, a compression this Python cannot decompress).
+
+    :ivar reason: what is wrong, without the common prefix
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"unsupported guest kernel: {reason}")
+
+
+class MalformedKernelImage(UnsupportedKernel):
+    """A kernel image, its compressed payload or its BTF is corrupt or truncated."""
+
+
+class GuestMemoryError(NitroError):
+    """Guest memory could not be read: a guest-physical range outside guest RAM (MMIO, a
+    hole, beyond the end), or QEMU's memory not readable at the host address it maps to.
+
+    :ivar address: the first guest-physical address that could not be read
+    :ivar size: bytes asked for
+    """
+
+    def __init__(self, address: int, size: int, why: str = "is not guest RAM") -> None:
+        self.address = address
+        self.size = size
+        super().__init__(f"guest-physical address {address:#x} ({size} bytes) {why}")
+
+
+class PageFault(GuestMemoryError):
+    """A guest-virtual address is not mapped by the page tables walked (what the CPU would
+    report as a #PF), or is not canonical. A :class:`GuestMemoryError`, so one ``except``
+    covers any unreadable guest memory.
+
+    :ivar vaddr: the guest-virtual address (also :attr:`address`)
+    :ivar level: the paging level whose entry was not present or invalid (5 = PML5, 4 = PML4,
+        3 = PDPT, 2 = PD, 1 = PT); for a non-canonical address, the number of levels (4 or 5)
+    """
+
+    def __init__(self, vaddr: int, level: int, why: str = "not present") -> None:
+        self.vaddr = self.address = vaddr
+        self.size = 0
+        self.level = level
+        NitroError.__init__(
+            self, f"guest-virtual address {vaddr:#x} is not mapped: {why} (level {level})"
+        )
+
+
+class InvalidTraceConfig(NitroError):
+    """A ``<nitro:trace>`` metadata element breaks the schema (``nitro.rng``) or a rule the
+    parser checks; the message names the line and the rule."""
+
+
+class HookConflict(NitroError):
+    """A libvirt hook script that libvirt-nitro did not write is in the way."""
+
+
+class InvalidTraceExpression(NitroError):
+    """A ``-e trace=`` expression names no system call or class (``openat,%file``)."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .annotate import Annotator, Filters
 from .domain import resolve
 from .errors import DomainNotRunning
+from .introspect import GuestIntrospection
 from .tracer import Tracer
 
 __all__ = ["attach", "BACKENDS"]
@@ -15,11 +17,25 @@ __all__ = ["attach", "BACKENDS"]
 BACKENDS = ("gdbstub",)
 
 
-def attach(dom: Any, backend: str = "gdbstub", slot_count: int = 4096) -> Tracer:
+def attach(
+    dom: Any,
+    backend: str = "gdbstub",
+    slot_count: int = 4096,
+    *,
+    decode: bool = True,
+    filters: Filters | None = None,
+    decode_options: Any = None,
+    kernel_image: str | None = None,
+) -> Tracer:
     """Resolve *dom* (a running ``virDomain``), arm the traps and return its :class:`Tracer`.
 
     Events flow once callbacks are registered with :meth:`Tracer.eventRegisterAny` and
     libvirt's event loop runs. ``tracer.close()`` gives the guest back untraced.
+
+    With *decode* (the default) each event carries an ``annotation`` made at trap time: the
+    guest task (pid, tid, comm — needs the guest kernel image, by default the domain's
+    directly booted kernel, or *kernel_image*) and the arguments decoded as strace does
+    (*decode_options*); *filters* drop calls before they are queued.
 
     :raises DomainNotRunning: the domain is not running, or paused.
     :raises NitroError: see :func:`~libvirt_nitro.domain.resolve` and the backend
@@ -32,13 +48,20 @@ def attach(dom: Any, backend: str = "gdbstub", slot_count: int = 4096) -> Tracer
     process = resolve(dom, kvm_fds=False)
     if dom.state()[0] == 3:  # VIR_DOMAIN_PAUSED: tracing would resume it behind the user's back
         raise DomainNotRunning(f"domain {dom.name()!r} is paused: resume it before tracing")
+    annotator = None
+    if decode:
+        introspection = GuestIntrospection.for_domain(dom, process, kernel_image)
+        annotator = Annotator(introspection, filters, decode_options)
     conn = dom.connect()
     tracer = Tracer(
-        conn, dom, backend=GdbstubBackend(dom, process, conn.getURI()), slot_count=slot_count
+        conn,
+        dom,
+        backend=GdbstubBackend(dom, process, conn.getURI(), annotator),
+        slot_count=slot_count,
     )
     try:
         tracer.start()
     except BaseException:
-        tracer.close()
+        tracer.close()  # the backend has released everything, the annotator included
         raise
     return tracer

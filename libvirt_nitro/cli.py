@@ -121,8 +121,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from .event_ids import EVENT_ID_LOST, EVENT_ID_SYSCALL
     from .output import EventPrinter
 
+    filters, options = _trace_filters(args)
     stream = open(args.output, "w", buffering=1) if args.output else sys.stdout
-    printer = EventPrinter(stream, as_json=args.json)
+    printer = EventPrinter(stream, as_json=args.json, raw=args.raw)
     stop: list[str] = []
     lost = [0]
 
@@ -141,12 +142,22 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    tracer = attach(dom)
+    tracer = attach(
+        dom,
+        decode=not args.raw or args.json,
+        filters=filters,
+        decode_options=options,
+        kernel_image=args.kernel_image,
+    )
     timer = -1
     try:
         tracer.eventRegisterAny(EVENT_ID_SYSCALL, on_event, None)
         tracer.eventRegisterAny(EVENT_ID_LOST, on_lost, None)
         print(f"{PROG}: tracing {dom.name()} (Ctrl-C to stop)", file=sys.stderr)
+        annotator = tracer.backend.annotator
+        if annotator is not None and annotator.introspection.layout is None:
+            note = annotator.introspection.layout_note
+            print(f"{PROG}: note: guest processes not named ({note}); CR3 shown", file=sys.stderr)
         deadline = None if args.duration is None else time.monotonic() + args.duration
         # The timer wakes the loop so that signals, --duration and a failed backend are seen.
         timer = libvirt.virEventAddTimeout(100, lambda *_: None, None)
@@ -162,10 +173,33 @@ def cmd_trace(args: argparse.Namespace) -> int:
         tracer.close()
         if stream is not sys.stdout:
             stream.close()
-        print(f"{PROG}: {printer.printed} events, {tracer.ring.dropped} dropped", file=sys.stderr)
+        failures = tracer.backend.annotation_failures
+        undecoded = f", {failures} not decoded" if failures else ""
+        print(
+            f"{PROG}: {printer.printed} events, {tracer.ring.dropped} dropped{undecoded}",
+            file=sys.stderr,
+        )
     if tracer.backend.error is not None:
         raise NitroError(f"tracing {dom.name()} stopped: {tracer.backend.error}")
     return 0
+
+
+def _trace_filters(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The annotator's filters and decoding options from ``trace``'s arguments."""
+    from .annotate import Filters
+    from .strace import DecodeOptions, parse_trace_expr
+
+    syscalls = None
+    if args.expr:
+        if not args.expr.startswith("trace="):
+            raise NitroError(f"-e {args.expr}: only trace=… expressions are supported")
+        syscalls = frozenset(parse_trace_expr(args.expr.removeprefix("trace=")))
+    filters = Filters(
+        syscalls=syscalls,
+        pids=frozenset(args.pid) if args.pid else None,
+        comms=frozenset(args.comm) if args.comm else None,
+    )
+    return filters, DecodeOptions(string_limit=args.string_limit)
 
 
 def _dash(value: object) -> str:
@@ -211,6 +245,29 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--count", type=int, metavar="N", help="stop after N events")
     trace.add_argument("--json", action="store_true", help="print JSON lines")
     trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
+    trace.add_argument(
+        "-e", dest="expr", metavar="trace=SET", help="calls to show: names and %%classes, as strace"
+    )
+    trace.add_argument(
+        "-p", dest="pid", type=int, action="append", metavar="PID", help="only guest process PID"
+    )
+    trace.add_argument("--comm", action="append", metavar="NAME", help="only this command name")
+    trace.add_argument(
+        "-s",
+        dest="string_limit",
+        type=int,
+        default=32,
+        metavar="STRSIZE",
+        help="print at most STRSIZE bytes of each string (default 32)",
+    )
+    trace.add_argument(
+        "--kernel-image",
+        metavar="PATH",
+        help="guest kernel (bzImage) used to name processes (default: direct-boot kernel)",
+    )
+    trace.add_argument(
+        "--raw", action="store_true", help="one raw line per entry and exit, nothing decoded"
+    )
     trace.set_defaults(func=cmd_trace)
     return parser
 

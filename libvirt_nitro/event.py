@@ -73,9 +73,11 @@ class Event:
     """One ``struct kvm_nitro_event``.
 
     :ivar raw: the bytes it was built from (a whole ring slot, or exactly the struct)
+    :ivar annotation: what the backend's annotator added at trap time (the task, decoded
+        arguments: :class:`~libvirt_nitro.annotate.Annotation`), or None
     """
 
-    __slots__ = ("raw", "_c", "regs")
+    __slots__ = ("raw", "_c", "regs", "annotation")
 
     def __init__(self, raw: bytes) -> None:
         """Wrap *raw*.
@@ -94,6 +96,7 @@ class Event:
             raise NitroAbiError(f"event size {c.size} > {len(raw)} bytes given")
         self._c = c
         self.regs = Regs(c.regs)
+        self.annotation = None
 
     version = property(lambda self: self._c.version, doc="ABI version (__u16).")
     size = property(lambda self: self._c.size, doc="Bytes of the struct the producer filled.")

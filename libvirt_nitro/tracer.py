@@ -181,8 +181,12 @@ class Tracer:
             if lost:
                 self.lost += lost
                 self._deliver(active, EVENT_ID_LOST, lost)
+            take_annotation = getattr(self.backend, "take_annotation", None)
             for raw in raws:
-                self._deliver(active, EVENT_ID_SYSCALL, Event(raw))
+                event = Event(raw)
+                if take_annotation is not None:
+                    event.annotation = take_annotation(event.seq)
+                self._deliver(active, EVENT_ID_SYSCALL, event)
         finally:
             with self._lock:
                 self._dispatching = False

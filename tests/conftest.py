@@ -41,9 +41,10 @@ def _destroy_stale_guests(connection: Any) -> None:
         name = dom.name()
         owner = name.rsplit("-", 1)[-1]
         if name.startswith(PREFIX) and owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            persistent = dom.isPersistent()  # a transient domain is gone once destroyed
             if dom.isActive():
                 TestGuest(dom, None).destroy()
-            if dom.isPersistent():
+            if persistent:
                 dom.undefine()
 
 
@@ -85,3 +86,20 @@ def inactive_domain(conn: Any, guest_image: GuestImage) -> Iterator[Any]:
         yield dom
     finally:
         dom.undefine()
+
+
+@pytest.fixture(scope="session")
+def libvirt_loop(conn: Any) -> Iterator[Any]:
+    """libvirt's default event loop (run by the test thread while it traces), woken every
+    50 ms.
+
+    It depends on ``conn`` so that the connection is opened before a loop exists: a
+    connection opened with a loop registered negotiates keepalive, and libvirtd closes it
+    after 30 s in which the test did not run the loop (booting a guest, say).
+    """
+    import libvirt
+
+    libvirt.virEventRegisterDefaultImpl()
+    timer = libvirt.virEventAddTimeout(50, lambda *_: None, None)
+    yield libvirt
+    libvirt.virEventRemoveTimeout(timer)

@@ -118,9 +118,9 @@ def test_json_lines_and_count(tcg_guest) -> None:
     assert_guest_given_back(tcg_guest)
 
 
-def test_text_output_to_a_file(tcg_guest, tmp_path) -> None:
+def test_raw_text_output_to_a_file(tcg_guest, tmp_path) -> None:
     output = tmp_path / "trace.txt"
-    trace = TraceProcess(tcg_guest.name, "-o", str(output), "--duration", "600")
+    trace = TraceProcess(tcg_guest.name, "-o", str(output), "--duration", "600", "--raw")
     try:
         trace.wait_armed()
         pid = tcg_guest.run("getpid", "2").values["getpid"]
@@ -284,3 +284,52 @@ def test_a_paused_domain_is_not_traced(tcg_guest) -> None:
     finally:
         tcg_guest.dom.resume()
     assert tcg_guest.run("getpid", "1").exit_code == 0
+
+
+def test_strace_form_names_the_guest_process(tcg_guest, tmp_path) -> None:
+    """Default text output: strace's lines, attributed to the guest's pid and comm."""
+    output = tmp_path / "trace.txt"
+    trace = TraceProcess(tcg_guest.name, "-o", str(output), "-e", "trace=getpid,openat")
+    try:
+        trace.wait_armed()
+        result = tcg_guest.run("sequence")
+        pid = result.values["pid"]
+        wait_for(
+            lambda: 'openat(AT_FDCWD, "/nitro-marker", O_RDONLY) = 3' in output.read_text(),
+            "the marker openat line",
+        )
+        trace.proc.send_signal(signal.SIGINT)
+        assert trace.wait_exit() == 0
+    finally:
+        trace.kill()
+    lines = output.read_text().splitlines()
+    mine = [line for line in lines if line.startswith(f"[pid {pid} workload] ")]
+    calls = [line.split("] ", 1)[1] for line in mine]
+    assert calls == [f"getpid() = {pid}"] * 4 + [
+        'openat(AT_FDCWD, "/nitro-marker", O_RDONLY) = 3',
+        'openat(AT_FDCWD, "/dev/null", O_WRONLY) = 3',
+    ]
+    # -e trace= dropped everything else, from every process.
+    assert all(" getpid() = " in line or " openat(" in line for line in lines)
+
+
+def test_pid_and_comm_filters(tcg_guest) -> None:
+    first = tcg_guest.run("getpid", "1").values["getpid"]
+    trace = TraceProcess(tcg_guest.name, "--json", "--comm", "workload")
+    try:
+        trace.wait_armed()
+        pid = tcg_guest.run("getpid", "3").values["getpid"]
+        wait_for(
+            lambda: any(json.loads(line).get("ret") == int(pid) for line in trace.stdout),
+            "the getpid exits",
+        )
+        trace.proc.send_signal(signal.SIGTERM)
+        assert trace.wait_exit() == 0
+    finally:
+        trace.kill()
+    records = [json.loads(line) for line in trace.stdout]
+    assert records and {r["comm"] for r in records} == {"workload"}
+    assert int(first) not in {r["pid"] for r in records}
+    getpids = [r for r in records if r["name"] == "getpid" and r["direction"] == "exit"]
+    assert [r["ret_decoded"] for r in getpids if r["pid"] == int(pid)] == [pid] * 3
+    assert all(r["tid"] == r["pid"] for r in getpids)

@@ -15,6 +15,7 @@ DOMAIN = """<domain type='kvm' id='7'>
     <app:other xmlns:app="http://example.org/app"><x/></app:other>
   </metadata>
   <vcpu placement='static' current='2'>4</vcpu>
+  <os><type>hvm</type><kernel>/boot/vmlinuz-6.1</kernel></os>
   <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
 </domain>"""
 
@@ -28,6 +29,7 @@ def test_parse_reads_the_fields_we_use() -> None:
     )
     assert xml.vcpus == 2  # current, not the maximum
     assert xml.emulator == "/usr/bin/qemu-system-x86_64"
+    assert xml.kernel == "/boot/vmlinuz-6.1"
     assert sorted(xml.metadata) == [
         "http://example.org/app",
         "http://libvirt-nitro.org/xmlns/trace/1",
@@ -37,7 +39,7 @@ def test_parse_reads_the_fields_we_use() -> None:
 
 def test_defaults_when_optional_parts_are_absent() -> None:
     xml = DomainXml.parse("<domain type='qemu'><name>a</name></domain>")
-    assert (xml.vcpus, xml.emulator, xml.metadata, xml.uuid) == (1, None, {}, "")
+    assert (xml.vcpus, xml.emulator, xml.kernel, xml.metadata, xml.uuid) == (1, None, None, {}, "")
 
 
 @pytest.mark.parametrize(

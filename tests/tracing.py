@@ -27,13 +27,14 @@ def syscalls_enabled(dom: Any) -> bool:
     return bool(efers) and all(efer & x86.EFER_SCE for efer in efers)
 
 
-def run_traced(libvirt: Any, tracer: Any, action: Callable[[], Any], timeout: float = 180.0):
+def run_traced_events(
+    libvirt: Any, tracer: Any, action: Callable[[], Any], timeout: float = 180.0
+) -> tuple[list[Any], Any]:
     """Run *action* (a guest command) in a thread while this thread runs libvirt's event loop;
-    return (JSON records of the events delivered meanwhile, the action's result)."""
-    printer = EventPrinter(stream=None)  # type: ignore[arg-type]  # records only
-    records: list[dict] = []
+    return (the events delivered meanwhile, the action's result)."""
+    events: list[Any] = []
     callback = tracer.eventRegisterAny(
-        EVENT_ID_SYSCALL, lambda _c, _d, event, _o: records.append(printer.record(event)), None
+        EVENT_ID_SYSCALL, lambda _c, _d, event, _o: events.append(event), None
     )
     outcome: dict[str, Any] = {}
 
@@ -55,7 +56,14 @@ def run_traced(libvirt: Any, tracer: Any, action: Callable[[], Any], timeout: fl
     tracer.eventDeregisterAny(callback)
     if "error" in outcome:
         raise outcome["error"]
-    return records, outcome["value"]
+    return events, outcome["value"]
+
+
+def run_traced(libvirt: Any, tracer: Any, action: Callable[[], Any], timeout: float = 180.0):
+    """As :func:`run_traced_events`, with the events as JSON records (``trace --json``)."""
+    events, value = run_traced_events(libvirt, tracer, action, timeout)
+    printer = EventPrinter(stream=None)
+    return [printer.record(event) for event in events], value
 
 
 def of_process(records: list[dict], cr3: int) -> list[dict]:

@@ -17,7 +17,9 @@ class DomainXml:
 
     ``virt_type`` is the ``<domain type=…>`` attribute (``kvm``, ``qemu``, ``xen``…), ``vcpus``
     the number of vCPUs present at boot, ``emulator`` the QEMU binary (None if libvirt chose
-    it), ``metadata`` the elements under ``<metadata>`` keyed by their namespace URI.
+    it), ``kernel`` the directly booted kernel image (``<os><kernel>``, None when the guest
+    boots from a disk), ``metadata`` the elements under ``<metadata>`` keyed by their
+    namespace URI.
     """
 
     name: str
@@ -25,6 +27,7 @@ class DomainXml:
     virt_type: str
     vcpus: int
     emulator: str | None
+    kernel: str | None = None
     metadata: dict[str, etree._Element] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -49,6 +52,7 @@ class DomainXml:
             virt_type=root.get("type", ""),
             vcpus=_vcpu_count(root),
             emulator=(root.findtext("devices/emulator") or "").strip() or None,
+            kernel=(root.findtext("os/kernel") or "").strip() or None,
             metadata={
                 etree.QName(child).namespace or "": child
                 for child in root.iterfind("metadata/*")

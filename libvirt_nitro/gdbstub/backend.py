@@ -41,8 +41,13 @@ class GdbstubBackend:
 
     name = "gdbstub"
 
-    def __init__(self, dom: Any, process: QemuProcess, uri: str):
+    def __init__(self, dom: Any, process: QemuProcess, uri: str, annotator: Any = None):
         self.dom = dom
+        #: Called at each trap, vCPU stopped (:class:`~libvirt_nitro.annotate.Annotator`).
+        self.annotator = annotator
+        self._annotations: dict[int, Any] = {}
+        #: Traps whose annotation raised (the event was queued raw).
+        self.annotation_failures = 0
         self.process = process
         self.uri = uri
         self.error: BaseException | None = None
@@ -109,7 +114,27 @@ class GdbstubBackend:
 
     def _emit(self, trap: TrapEvent) -> None:
         assert self._ring is not None
-        self._ring.produce(lambda ev: fill_from_trap(ev, trap))
+        annotation = None
+        if self.annotator is not None:
+            try:
+                annotation = self.annotator.annotate(trap)
+            except Exception:  # a decoding bug must not stop tracing: the raw event goes on
+                self.annotation_failures += 1
+                log.debug("annotating a %s event failed", trap.kind, exc_info=True)
+            else:
+                if annotation is None:
+                    return  # filtered out
+
+        def fill(ev: Any) -> None:
+            fill_from_trap(ev, trap)
+            if annotation is not None:
+                self._annotations[ev.seq] = annotation
+
+        self._ring.produce(fill)
+
+    def take_annotation(self, seq: int) -> Any:
+        """The annotation of event *seq* (once), or None."""
+        return self._annotations.pop(seq, None)
 
     def _run(self) -> None:
         assert self.engine is not None
@@ -151,6 +176,8 @@ class GdbstubBackend:
                 self._guard.abandon()  # the guard restores the guest and closes the stub
             self._session = None
             self._guard = None
+            if self.annotator is not None:
+                self.annotator.close()
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
                 self._lock_fd = -1

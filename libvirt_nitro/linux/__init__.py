@@ -7,7 +7,7 @@ an argument (``abi="x86_64"`` or ``"i386"``), never taken from the host.
 
 from __future__ import annotations
 
-from .errno_table import ERRNO, ERRNO_ALIASES
+from .errno_table import ERRNO, ERRNO_ALIASES, STRERROR
 from .syscalls_i386 import SYSCALLS as SYSCALLS_I386
 from .syscalls_x86_64 import SYSCALLS as SYSCALLS_X86_64
 
@@ -16,6 +16,7 @@ __all__ = [
     "ERRNO",
     "ERRNO_ALIASES",
     "MAX_ERRNO",
+    "STRERROR",
     "errno_message",
     "errno_name",
     "format_return",
@@ -45,11 +46,11 @@ def _table(abi: str) -> dict[int, str]:
 def syscall_name(nr: int, abi: str = "x86_64") -> str:
     """Name of system call *nr* (``orig_rax``/``rax`` at entry) of *abi*.
 
-    Unknown numbers give ``"syscall_<nr>"``, as strace prints them.
+    Unknown numbers give ``"syscall_0x3ff"``, as strace 6.1 prints them.
 
     :raises ValueError: *abi* is not in :data:`ABIS`.
     """
-    return _table(abi).get(nr, f"syscall_{nr}")
+    return _table(abi).get(nr, f"syscall_{nr:#x}")
 
 
 def syscall_number(name: str, abi: str = "x86_64") -> int | None:
@@ -82,9 +83,10 @@ def to_signed64(value: int) -> int:
 def format_return(value: int) -> str:
     """strace text of a raw 64-bit return register (``rax`` at SYSRET).
 
-    ``[-4095, -1]`` is an error: ``-1 ENOENT (No such file or directory)`` (an errno
-    missing from the table prints as ``-1 E<n> (Unknown error <n>)``); anything else is
-    the signed decimal value.
+    ``[-4095, -1]`` is an error: ``-1 ENOENT (No such file or directory)``, with glibc's
+    ``strerror()`` text as strace prints it (:data:`STRERROR`, not the kernel header's
+    comment); an errno missing from the table prints as ``-1 E<n> (Unknown error <n>)``.
+    Anything else is the signed decimal value.
     """
     signed = to_signed64(value)
     if not -MAX_ERRNO <= signed <= -1:
@@ -93,4 +95,4 @@ def format_return(value: int) -> str:
     entry = ERRNO.get(err)
     if entry is None:
         return f"-1 E{err} (Unknown error {err})"
-    return f"-1 {entry[0]} ({entry[1]})"
+    return f"-1 {entry[0]} ({STRERROR.get(err, entry[1])})"

@@ -1,0 +1,726 @@
+"""Unit tests of libvirt_nitro.strace: raw registers -> strace 6.1's text.
+
+Every expected line was printed by strace 6.1 on this host (Debian 12, x86-64) for a small C
+program making the call, with the guest memory the call saw rebuilt in a fake address space.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from libvirt_nitro.errors import InvalidTraceExpression, NitroError
+from libvirt_nitro.linux import syscall_number
+from libvirt_nitro.strace import (
+    DecodeOptions,
+    decode_entry,
+    decode_exit,
+    format_line,
+    parse_trace_expr,
+    syscall_class,
+)
+from libvirt_nitro.strace.quote import quote
+
+
+class FakeMemory:
+    """Guest memory as a dict of address -> bytes; anything else is unreadable."""
+
+    def __init__(self, regions: dict[int, bytes] | None = None):
+        self.regions = dict(regions or {})
+
+    def read(self, address: int, size: int) -> bytes:
+        for start, data in self.regions.items():
+            if start <= address and address + size <= start + len(data):
+                return data[address - start : address - start + size]
+        raise NitroError(f"unreadable {address:#x}+{size}")
+
+    def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
+        for start, data in self.regions.items():
+            if start <= address < start + len(data):
+                tail = data[address - start :]
+                end = tail.find(b"\0")
+                if end == -1 or end > limit:
+                    return tail[:limit], True
+                return tail[:end], False
+        raise NitroError(f"unreadable {address:#x}")
+
+
+def u64(value: int) -> int:
+    return value & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def err(errno: int) -> int:
+    return u64(-errno)
+
+
+def trace(name, args, ret, entry=None, exit=None, options=None):
+    """One strace line: decode at entry with *entry* memory, at exit with *exit* memory
+    (the same as *entry* unless given)."""
+    options = options or DecodeOptions()
+    nr = name if isinstance(name, int) else syscall_number(name)
+    entry_mem = FakeMemory(entry) if entry is not None else None
+    exit_mem = FakeMemory(exit) if exit is not None else entry_mem
+    call = decode_entry(nr, list(args) + [0] * (6 - len(args)), entry_mem, options)
+    return format_line(call.name, *decode_exit(call, u64(ret), exit_mem, options))
+
+
+def stat_buf(mode, size=0, rdev=0):
+    data = bytearray(144)
+    struct.pack_into("<I", data, 24, mode)
+    struct.pack_into("<Q", data, 40, rdev)
+    struct.pack_into("<q", data, 48, size)
+    return bytes(data)
+
+
+AT_FDCWD = u64(-100)
+PASSWD = b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+# -- the commonest calls -------------------------------------------------------------------
+
+
+def test_openat():
+    mem = {0x1000: b"/etc/passwd\0"}
+    line = trace("openat", [AT_FDCWD, 0x1000, 0o2000000], 3, mem)
+    assert line == 'openat(AT_FDCWD, "/etc/passwd", O_RDONLY|O_CLOEXEC) = 3'
+    mem = {0x1000: b".\0"}
+    line = trace("openat", [AT_FDCWD, 0x1000, 0o200000], 8, mem)
+    assert line == 'openat(AT_FDCWD, ".", O_RDONLY|O_DIRECTORY) = 8'
+    mem = {0x1000: b"x\0"}
+    assert trace("openat", [5, 0x1000, 0o2002], err(9), mem) == (
+        'openat(5, "x", O_RDWR|O_APPEND) = -1 EBADF (Bad file descriptor)'
+    )
+    # O_TMPFILE is a composite (__O_TMPFILE|O_DIRECTORY) and takes a mode.
+    assert trace("openat", [AT_FDCWD, 0x1000, 0o20200000, 0o600], err(22), mem) == (
+        'openat(AT_FDCWD, "x", O_RDONLY|O_TMPFILE, 0600) = -1 EINVAL (Invalid argument)'
+    )
+
+
+def test_open():
+    mem = {0x1000: b"/etc/hostname\0", 0x2000: b"/tmp/st/x\0", 0x3000: b"/etc/x\0"}
+    assert trace("open", [0x1000, 0], 3, mem) == 'open("/etc/hostname", O_RDONLY) = 3'
+    assert trace("open", [0x2000, 0x40000000 | 0o1101, 0o600], 4, mem) == (
+        'open("/tmp/st/x", O_WRONLY|O_CREAT|O_TRUNC|0x40000000, 0600) = 4'
+    )
+    assert trace("open", [0x3000, 3], err(2), mem) == (
+        'open("/etc/x", O_ACCMODE) = -1 ENOENT (No such file or directory)'
+    )
+    assert trace("open", [0x8, 0o1101, 0o644], err(14), mem) == (
+        "open(0x8, O_WRONLY|O_CREAT|O_TRUNC, 0644) = -1 EFAULT (Bad address)"
+    )
+
+
+def test_read_buffer_is_decoded_at_exit():
+    options = DecodeOptions()
+    call = decode_entry(0, [3, 0x2000, 4096, 0, 0, 0], FakeMemory({}), options)
+    assert call.entry_text == ["3", None, "4096"]
+    assert format_line(call.name, call.entry_args_text(), None) == "read(3,  <unfinished ...>"
+    args, ret = decode_exit(call, 1297, FakeMemory({0x2000: PASSWD}), options)
+    assert format_line(call.name, args, ret) == (
+        'read(3, "root:x:0:0:root:/root:/bin/bash\\n"..., 4096) = 1297'
+    )
+
+
+def test_read_errors_and_empty():
+    assert trace("read", [99, 0x7FFFF24A9C30, 10], err(9), {}) == (
+        "read(99, 0x7ffff24a9c30, 10) = -1 EBADF (Bad file descriptor)"
+    )
+    assert trace("read", [3, 0x8, 10], err(14), {}) == (
+        "read(3, 0x8, 10) = -1 EFAULT (Bad address)"
+    )
+    assert trace("read", [3, 0x2000, 0], 0, {0x2000: b"zz"}) == 'read(3, "", 0) = 0'
+
+
+def test_write_escapes_and_truncation():
+    mem = {0x1000: b'hi\t"x\\\x01\xff\n\0'}
+    assert trace("write", [1, 0x1000, 10], 10, mem) == (
+        'write(1, "hi\\t\\"x\\\\\\1\\377\\n\\0", 10) = 10'
+    )
+    mem = {0x1000: b"0123456789012345678901234567890123456789\n"}
+    assert trace("write", [1, 0x1000, 41], 41, mem) == (
+        'write(1, "01234567890123456789012345678901"..., 41) = 41'
+    )
+    # Octal escapes take three digits only before an octal digit.
+    assert trace("write", [1, 0x2000, 7], 7, {0x2000: b"\x011\x012a\x7f\x80"}) == (
+        'write(1, "\\0011\\0012a\\177\\200", 7) = 7'
+    )
+
+
+def test_string_limit_option():
+    mem = {0x1000: b"0123456789"}
+    line = trace("write", [1, 0x1000, 10], 10, mem, options=DecodeOptions(string_limit=4))
+    assert line == 'write(1, "0123"..., 10) = 10'
+    line = trace("write", [1, 0x1000, 4], 4, mem, options=DecodeOptions(string_limit=4))
+    assert line == 'write(1, "0123", 4) = 4'
+
+
+def test_quote():
+    assert quote(b"a\rb\vc\fd") == '"a\\rb\\vc\\fd"'
+    assert quote(b"abc", truncated=True) == '"abc"...'
+    assert quote(b"\x00\x07") == '"\\0\\7"'
+    assert quote(b"\x00" + b"7") == '"\\0007"'
+
+
+def test_close():
+    assert trace("close", [3], 0) == "close(3) = 0"
+
+
+def test_stat_family():
+    mem = {0x1000: b"/etc/passwd\0", 0x2000: b"\0", 0x3000: b"/dev/null\0", 0x4000: b"/tmp\0"}
+    reg = stat_buf(0o100644, 1297)
+    assert trace("newfstatat", [3, 0x2000, 0x9000, 0x1000], 0, mem, {**mem, 0x9000: reg}) == (
+        'newfstatat(3, "", {st_mode=S_IFREG|0644, st_size=1297, ...}, AT_EMPTY_PATH) = 0'
+    )
+    assert trace("stat", [0x1000, 0x9000], 0, mem, {**mem, 0x9000: reg}) == (
+        'stat("/etc/passwd", {st_mode=S_IFREG|0644, st_size=1297, ...}) = 0'
+    )
+    assert trace("fstat", [3, 0x9000], 0, mem, {**mem, 0x9000: reg}) == (
+        "fstat(3, {st_mode=S_IFREG|0644, st_size=1297, ...}) = 0"
+    )
+    chr_dev = stat_buf(0o20666, rdev=0x103)
+    assert trace("stat", [0x3000, 0x9000], 0, mem, {**mem, 0x9000: chr_dev}) == (
+        'stat("/dev/null", {st_mode=S_IFCHR|0666, st_rdev=makedev(0x1, 0x3), ...}) = 0'
+    )
+    sticky = stat_buf(0o41777, 4096)
+    assert trace(
+        "newfstatat", [AT_FDCWD, 0x4000, 0x9000, 0x100], 0, mem, {0x9000: sticky, **mem}
+    ) == (
+        'newfstatat(AT_FDCWD, "/tmp", {st_mode=S_IFDIR|S_ISVTX|0777, st_size=4096, ...}, '
+        "AT_SYMLINK_NOFOLLOW) = 0"
+    )
+    # A failed call leaves the struct alone: strace prints the address.
+    mem[0x5000] = b"/nope\0"
+    assert trace("lstat", [0x5000, 0x7FFC84CB1870], err(2), mem) == (
+        'lstat("/nope", 0x7ffc84cb1870) = -1 ENOENT (No such file or directory)'
+    )
+    assert trace("stat", [0x1000, 0x8], err(14), mem) == (
+        'stat("/etc/passwd", 0x8) = -1 EFAULT (Bad address)'
+    )
+
+
+def test_mmap_family():
+    assert trace("mmap", [0, 8192, 3, 0x22, u64(-1), 0], 0x7FE509497000) == (
+        "mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7fe509497000"
+    )
+    assert trace("mmap", [0, 4096, 1, 0x1 | 0x100000 | (2 << 26), 3, 4096], err(9)) == (
+        "mmap(NULL, 4096, PROT_READ, MAP_SHARED|MAP_FIXED_NOREPLACE|2<<MAP_HUGE_SHIFT, 3, 0x1000)"
+        " = -1 EBADF (Bad file descriptor)"
+    )
+    assert trace("mmap", [0x10000, 4096, 0x105, 0x812, 3, 0], 0x10000) == (
+        "mmap(0x10000, 4096, PROT_READ|PROT_EXEC|0x100, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, 3, 0)"
+        " = 0x10000"
+    )
+    flags = 0x3 | 0x20000 | 0x100 | 0x4000 | 0x8000
+    assert trace("mmap", [0, 4096, 0, flags, u64(-1), 0], err(9)) == (
+        "mmap(NULL, 4096, PROT_NONE, MAP_SHARED_VALIDATE|MAP_NORESERVE|MAP_POPULATE|"
+        "MAP_GROWSDOWN|MAP_STACK, -1, 0) = -1 EBADF (Bad file descriptor)"
+    )
+    assert trace("mprotect", [0x7FE509497000, 4096, 0], 0) == (
+        "mprotect(0x7fe509497000, 4096, PROT_NONE) = 0"
+    )
+    assert trace("munmap", [0x7FE509497000, 8192], 0) == "munmap(0x7fe509497000, 8192) = 0"
+    assert trace("munmap", [0, 0], err(22)) == "munmap(NULL, 0) = -1 EINVAL (Invalid argument)"
+    assert trace("brk", [0], 0x55A6F6879000) == "brk(NULL) = 0x55a6f6879000"
+    assert trace("brk", [0x555555], 0x55E4F8773000) == "brk(0x555555) = 0x55e4f8773000"
+
+
+def test_ioctl():
+    assert trace("ioctl", [1, 0x5401, 0x7FFC1A138930], err(25)) == (
+        "ioctl(1, TCGETS, 0x7ffc1a138930) = -1 ENOTTY (Inappropriate ioctl for device)"
+    )
+    assert trace("ioctl", [0, 0x80045430, 0], err(25)) == (
+        "ioctl(0, TIOCGPTN, NULL) = -1 ENOTTY (Inappropriate ioctl for device)"
+    )
+    assert trace("ioctl", [1, 0x1234, 0], err(25)) == (
+        "ioctl(1, _IOC(_IOC_NONE, 0x12, 0x34, 0), 0) = -1 ENOTTY (Inappropriate ioctl for device)"
+    )
+
+
+def test_access():
+    mem = {0x1000: b"/etc\0"}
+    assert trace("access", [0x1000, 5], 0, mem) == 'access("/etc", R_OK|X_OK) = 0'
+    assert trace("access", [0x1000, 0], 0, mem) == 'access("/etc", F_OK) = 0'
+    assert trace("access", [0x1000, 0x10], err(22), mem) == (
+        'access("/etc", 0x10 /* ?_OK */) = -1 EINVAL (Invalid argument)'
+    )
+
+
+def test_pipes_and_dups():
+    fds = {0x1000: struct.pack("<ii", 5, 6)}
+    assert trace("pipe", [0x1000], 0, {}, fds) == "pipe([5, 6]) = 0"
+    assert trace("pipe", [0x8], err(14), {}) == "pipe(0x8) = -1 EFAULT (Bad address)"
+    assert trace("pipe2", [0x1000, 0o4000 | 0o2000000], 0, {}, fds) == (
+        "pipe2([5, 6], O_NONBLOCK|O_CLOEXEC) = 0"
+    )
+    assert trace("pipe2", [0x1000, 0], 0, {}, fds) == "pipe2([5, 6], 0) = 0"
+    assert trace("dup", [0], 7) == "dup(0) = 7"
+    assert trace("dup2", [0, 10], 10) == "dup2(0, 10) = 10"
+    assert trace("dup2", [99, 5], err(9)) == "dup2(99, 5) = -1 EBADF (Bad file descriptor)"
+    assert trace("dup3", [0, 11, 0o2000000], 11) == "dup3(0, 11, O_CLOEXEC) = 11"
+
+
+def test_clone():
+    flags = 0x01000000 | 0x00200000 | 17  # CHILD_SETTID|CHILD_CLEARTID|SIGCHLD
+    assert trace("clone", [flags, 0, 0, 0x7FE5092A9A10, 0], 17977) == (
+        "clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, "
+        "child_tidptr=0x7fe5092a9a10) = 17977"
+    )
+    flags = 0x00080000 | 0x00100000 | 0x400000000  # SETTLS|PARENT_SETTID|unknown
+    tid = {0x7FFC0000: struct.pack("<i", 8)}
+    assert trace("clone", [flags, 0x7FFC84CB1980, 0x7FFC0000, 0, 0x1234], 8, {}, tid) == (
+        "clone(child_stack=0x7ffc84cb1980, flags=CLONE_SETTLS|CLONE_PARENT_SETTID|0x400000000, "
+        "parent_tid=[8], tls=0x1234) = 8"
+    )
+    assert trace("clone", [0, 0, 0, 0, 0], 5) == "clone(child_stack=NULL, flags=0) = 5"
+    assert trace("clone", [0x100 | 77, 0], 10) == (
+        "clone(child_stack=NULL, flags=CLONE_VM|77) = 10"
+    )
+    assert trace("clone", [0x100 | 0x4000 | 17, 0], 17978) == (
+        "clone(child_stack=NULL, flags=CLONE_VM|CLONE_VFORK|SIGCHLD) = 17978"
+    )
+    assert trace("clone", [0x10000 | 0x800 | 0x100, 0x7FFC84CB1980], 9) == (
+        "clone(child_stack=0x7ffc84cb1980, flags=CLONE_VM|CLONE_SIGHAND|CLONE_THREAD) = 9"
+    )
+    assert trace("fork", [], 6) == "fork() = 6"
+    assert trace("vfork", [], 5) == "vfork() = 5"
+
+
+def _argv(base: int, strings: list[bytes]) -> dict[int, bytes]:
+    mem = {}
+    pointers = []
+    for i, s in enumerate(strings):
+        mem[base + 0x1000 + 0x100 * i] = s + b"\0"
+        pointers.append(base + 0x1000 + 0x100 * i)
+    mem[base] = struct.pack(f"<{len(pointers) + 1}Q", *pointers, 0)
+    return mem
+
+
+def test_execve():
+    mem = {0x1000: b"/nonexistent\0", **_argv(0x10000, [b"ls", b"-l", b"a\nb"])}
+    mem.update(_argv(0x7FFC1A138560, [b"A=1", b"B=2"]))
+    # Decoded at entry: after a successful exec the old memory is gone.
+    options = DecodeOptions()
+    call = decode_entry(59, [0x1000, 0x10000, 0x7FFC1A138560, 0, 0, 0], FakeMemory(mem), options)
+    args, ret = decode_exit(call, err(2), None, options)
+    assert format_line(call.name, args, ret) == (
+        'execve("/nonexistent", ["ls", "-l", "a\\nb"], 0x7ffc1a138560 /* 2 vars */) = '
+        "-1 ENOENT (No such file or directory)"
+    )
+    assert trace("execve", [0x1000, 0x10000, 0], 0, mem) == (
+        'execve("/nonexistent", ["ls", "-l", "a\\nb"], NULL) = 0'
+    )
+    assert trace("execve", [0x1000, 0, 0], err(2), mem) == (
+        'execve("/nonexistent", NULL, NULL) = -1 ENOENT (No such file or directory)'
+    )
+    many = _argv(0x20000, [b"x"] * 5)
+    assert trace(
+        "execve", [0x1000, 0x20000, 0], 0, {**mem, **many}, options=DecodeOptions(string_limit=3)
+    ) == ('execve("/nonexistent", ["x", "x", "x", ...], NULL) = 0')
+
+
+def test_exits():
+    assert trace("exit_group", [0], 0) == "exit_group(0) = ?"
+    assert trace("exit_group", [u64(-1)], 0) == "exit_group(-1) = ?"
+    assert trace("exit", [3], 0) == "exit(3) = ?"
+
+
+def test_wait4():
+    status = {0x7FFC0000: struct.pack("<i", 7 << 8)}
+    assert trace("wait4", [17977, 0x7FFC0000, 0, 0], 17977, {}, status) == (
+        "wait4(17977, [{WIFEXITED(s) && WEXITSTATUS(s) == 7}], 0, NULL) = 17977"
+    )
+    killed = {0x7FFC0000: struct.pack("<i", 9)}
+    assert trace("wait4", [u64(-1), 0x7FFC0000, 0, 0], 17979, {}, killed) == (
+        "wait4(-1, [{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}], 0, NULL) = 17979"
+    )
+    assert trace("wait4", [u64(-1), 0x7FFC1A1385EC, 3, 0], 0, {}, status) == (
+        "wait4(-1, 0x7ffc1a1385ec, WNOHANG|WSTOPPED, NULL) = 0"
+    )
+    assert trace(
+        "wait4", [0, 0x7FFC0000, 0x40000000, 0], 17978, {}, {0x7FFC0000: struct.pack("<i", 3 << 8)}
+    ) == ("wait4(0, [{WIFEXITED(s) && WEXITSTATUS(s) == 3}], __WALL, NULL) = 17978")
+    assert trace("wait4", [99999, 0, 0x80000001, 0], err(10)) == (
+        "wait4(99999, NULL, WNOHANG|__WCLONE, NULL) = -1 ECHILD (No child processes)"
+    )
+
+
+def test_kill():
+    assert trace("kill", [0, 0], 0) == "kill(0, 0) = 0"
+    assert trace("kill", [17979, 9], 0) == "kill(17979, SIGKILL) = 0"
+    assert trace("kill", [99999, 34], err(3)) == "kill(99999, SIGRT_2) = -1 ESRCH (No such process)"
+    assert trace("kill", [99999, 65], err(3)) == "kill(99999, 65) = -1 ESRCH (No such process)"
+    assert trace("kill", [99999, 15], err(3)) == (
+        "kill(99999, SIGTERM) = -1 ESRCH (No such process)"
+    )
+
+
+def test_uname():
+    uts = b"".join(s.ljust(65, b"\0") for s in [b"Linux", b"vm", b"6.1.0", b"#1", b"x86_64", b""])
+    assert trace("uname", [0x1000], 0, {}, {0x1000: uts}) == (
+        'uname({sysname="Linux", nodename="vm", ...}) = 0'
+    )
+    assert trace("uname", [0x8], err(14), {}) == "uname(0x8) = -1 EFAULT (Bad address)"
+
+
+def test_fcntl():
+    assert trace("fcntl", [8, 1], 0) == "fcntl(8, F_GETFD) = 0"
+    assert trace("fcntl", [8, 1], 1) == "fcntl(8, F_GETFD) = 0x1 (flags FD_CLOEXEC)"
+    assert trace("fcntl", [8, 2, 1], 0) == "fcntl(8, F_SETFD, FD_CLOEXEC) = 0"
+    assert trace("fcntl", [8, 4, 0o4000], 0) == "fcntl(8, F_SETFL, O_RDONLY|O_NONBLOCK) = 0"
+    assert trace("fcntl", [8, 1030, 20], 20) == "fcntl(8, F_DUPFD_CLOEXEC, 20) = 20"
+    assert (
+        trace("fcntl", [0, 3], 0x8000) == "fcntl(0, F_GETFL) = 0x8000 (flags O_RDONLY|O_LARGEFILE)"
+    )
+    assert trace("fcntl", [0, 99, 1], err(22)) == (
+        "fcntl(0, 0x63 /* F_??? */, 0x1) = -1 EINVAL (Invalid argument)"
+    )
+
+
+def _dirents(count: int) -> bytes:
+    out = b""
+    for i in range(count):
+        name = f"e{i}".encode() + b"\0"
+        reclen = (19 + len(name) + 7) // 8 * 8
+        out += struct.pack("<QqHB", i + 1, i + 1, reclen, 8) + name.ljust(reclen - 19, b"\0")
+    return out
+
+
+def test_getdents64():
+    data = _dirents(4)
+    assert trace(
+        "getdents64", [8, 0x7FFC1A138930, 4096], len(data), {}, {0x7FFC1A138930: data}
+    ) == (f"getdents64(8, 0x7ffc1a138930 /* 4 entries */, 4096) = {len(data)}")
+    assert trace("getdents64", [8, 0x7FFC1A138930, 4096], 0, {}, {0x7FFC1A138930: b""}) == (
+        "getdents64(8, 0x7ffc1a138930 /* 0 entries */, 4096) = 0"
+    )
+    assert trace("getdents64", [99, 0x7FFC84CB1900, 256], err(9), {}) == (
+        "getdents64(99, 0x7ffc84cb1900, 256) = -1 EBADF (Bad file descriptor)"
+    )
+
+
+def test_path_calls():
+    mem = {0x1000: b"/tmp\0", 0x2000: b"/tmp/st/dd\0", 0x3000: b"/nope\0", 0x4000: b"/nope2\0"}
+    assert trace("chdir", [0x1000], 0, mem) == 'chdir("/tmp") = 0'
+    assert trace("chdir", [0x8], err(14), mem) == "chdir(0x8) = -1 EFAULT (Bad address)"
+    assert trace("mkdir", [0x2000, 0o755], 0, mem) == 'mkdir("/tmp/st/dd", 0755) = 0'
+    assert trace("mkdir", [0x3000, 0o1777], err(2), mem) == (
+        'mkdir("/nope", 01777) = -1 ENOENT (No such file or directory)'
+    )
+    assert trace("rmdir", [0x2000], 0, mem) == 'rmdir("/tmp/st/dd") = 0'
+    assert trace("unlink", [0x3000], err(2), mem) == (
+        'unlink("/nope") = -1 ENOENT (No such file or directory)'
+    )
+    assert trace("unlinkat", [AT_FDCWD, 0x3000, 0x200], err(2), mem) == (
+        'unlinkat(AT_FDCWD, "/nope", AT_REMOVEDIR) = -1 ENOENT (No such file or directory)'
+    )
+    assert trace("rename", [0x3000, 0x4000], err(2), mem) == (
+        'rename("/nope", "/nope2") = -1 ENOENT (No such file or directory)'
+    )
+    assert trace("renameat2", [AT_FDCWD, 0x3000, AT_FDCWD, 0x4000, 1], err(2), mem) == (
+        'renameat2(AT_FDCWD, "/nope", AT_FDCWD, "/nope2", RENAME_NOREPLACE) = '
+        "-1 ENOENT (No such file or directory)"
+    )
+
+
+def test_paths_are_not_cut_at_the_string_limit():
+    long = b"/" + b"d" * 60
+    line = trace("chdir", [0x1000], 0, {0x1000: long + b"\0"}, options=DecodeOptions(4))
+    assert line == f'chdir("{long.decode()}") = 0'
+
+
+def test_sockets():
+    assert trace("socket", [2, 1 | 0o2000000, 0], 9) == (
+        "socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = 9"
+    )
+    assert trace("socket", [1, 2, 0], 12) == "socket(AF_UNIX, SOCK_DGRAM, 0) = 12"
+    assert (
+        trace("socket", [1, 1 | 0o4000, 0], 7)
+        == "socket(AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK, 0) = 7"
+    )
+    assert trace("socket", [99, 12, 0], err(97)) == (
+        "socket(0x63 /* AF_??? */, 0xc /* SOCK_??? */, 0) = "
+        "-1 EAFNOSUPPORT (Address family not supported by protocol)"
+    )
+    sin = struct.pack("<H", 2) + struct.pack(">H", 9) + bytes([127, 0, 0, 1]) + bytes(8)
+    assert trace("connect", [9, 0x1000, 16], err(111), {0x1000: sin}) == (
+        'connect(9, {sa_family=AF_INET, sin_port=htons(9), sin_addr=inet_addr("127.0.0.1")}, '
+        "16) = -1 ECONNREFUSED (Connection refused)"
+    )
+    sun = struct.pack("<H", 1) + b"/tmp/st/sock".ljust(108, b"\0")
+    assert trace("bind", [7, 0x1000, 110], 0, {0x1000: sun}) == (
+        'bind(7, {sa_family=AF_UNIX, sun_path="/tmp/st/sock"}, 110) = 0'
+    )
+    assert trace("accept", [7, 0, 0], err(11)) == (
+        "accept(7, NULL, NULL) = -1 EAGAIN (Resource temporarily unavailable)"
+    )
+    lens = {0x2000: struct.pack("<i", 5)}
+    assert trace("accept", [7, 0x7FFFF24A9C30, 0x2000], err(11), lens) == (
+        "accept(7, 0x7ffff24a9c30, [5]) = -1 EAGAIN (Resource temporarily unavailable)"
+    )
+    assert trace("sendto", [12, 0x1000, 3, 0, 0, 0], err(107), {0x1000: b"abc"}) == (
+        'sendto(12, "abc", 3, 0, NULL, 0) = -1 ENOTCONN (Transport endpoint is not connected)'
+    )
+    assert trace("recvfrom", [8, 0x7FFFF24A9C30, 100, 0x40, 0, 0], err(11), {}) == (
+        "recvfrom(8, 0x7ffff24a9c30, 100, MSG_DONTWAIT, NULL, NULL) = "
+        "-1 EAGAIN (Resource temporarily unavailable)"
+    )
+
+
+def test_poll_and_select():
+    entry = {0x1000: struct.pack("<ihh", 0, 1, 0)}
+    after = {0x1000: struct.pack("<ihh", 0, 1, 1)}
+    assert trace("poll", [0x1000, 1, 0], 1, entry, after) == (
+        "poll([{fd=0, events=POLLIN}], 1, 0) = 1 ([{fd=0, revents=POLLIN}])"
+    )
+    assert trace("poll", [0, 0, 0], 0) == "poll(NULL, 0, 0) = 0 (Timeout)"
+    fds = struct.pack("<Q", 0b1001)
+    entry = {0x1000: fds, 0x2000: struct.pack("<qq", 0, 5)}
+    after = {0x1000: fds, 0x2000: struct.pack("<qq", 0, 1)}
+    assert trace("select", [4, 0x1000, 0, 0, 0x2000], 2, entry, after) == (
+        "select(4, [0 3], NULL, NULL, {tv_sec=0, tv_usec=5}) = 2 (in [0 3], left {tv_sec=0, "
+        "tv_usec=1})"
+    )
+    assert trace("select", [0, 0, 0, 0, 0x2000], 0, after) == (
+        "select(0, NULL, NULL, NULL, {tv_sec=0, tv_usec=1}) = 0 (Timeout)"
+    )
+
+
+def test_sleeps():
+    ts = {0x1000: struct.pack("<qq", 0, 100), 0x2000: struct.pack("<qq", 0, 1000)}
+    assert trace("nanosleep", [0x1000, 0], 0, ts) == "nanosleep({tv_sec=0, tv_nsec=100}, NULL) = 0"
+    assert trace("clock_nanosleep", [1, 0, 0x2000, 0], 0, ts) == (
+        "clock_nanosleep(CLOCK_MONOTONIC, 0, {tv_sec=0, tv_nsec=1000}, NULL) = 0"
+    )
+    assert trace("clock_nanosleep", [99, 0, 0, 0], err(22), ts) == (
+        "clock_nanosleep(0x63 /* CLOCK_??? */, 0, NULL, NULL) = -1 EINVAL (Invalid argument)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["getpid", "getppid", "gettid", "getuid", "geteuid", "getgid", "getegid"]
+)
+def test_no_argument_calls(name):
+    assert trace(name, [0x55, 0x66], 17976) == f"{name}() = 17976"
+
+
+def test_futex():
+    assert trace("futex", [0x7FFC1A1385EC, 0x81, 1], 0) == (
+        "futex(0x7ffc1a1385ec, FUTEX_WAKE_PRIVATE, 1) = 0"
+    )
+    assert trace("futex", [0x7FFC84CB1868, 0x109, 777, 0, 0, 0xFFFFFFFF], err(11)) == (
+        "futex(0x7ffc84cb1868, FUTEX_WAIT_BITSET|FUTEX_CLOCK_REALTIME, 777, NULL, "
+        "FUTEX_BITSET_MATCH_ANY) = -1 EAGAIN (Resource temporarily unavailable)"
+    )
+    ts = {0x1000: struct.pack("<qq", 0, 1)}
+    assert trace("futex", [0x7FFC84CB1868, 0, 777, 0x1000], err(11), ts) == (
+        "futex(0x7ffc84cb1868, FUTEX_WAIT, 777, {tv_sec=0, tv_nsec=1}) = "
+        "-1 EAGAIN (Resource temporarily unavailable)"
+    )
+    assert trace("futex", [0x7FFC84CB1868, 99, 5, 0, 0, 0], err(38)) == (
+        "futex(0x7ffc84cb1868, 0x63 /* FUTEX_??? */, 5, NULL, NULL, 0) = "
+        "-1 ENOSYS (Function not implemented)"
+    )
+
+
+def test_thread_setup():
+    assert trace("set_tid_address", [0x7FBFD5291A10], 4) == "set_tid_address(0x7fbfd5291a10) = 4"
+    assert trace("set_robust_list", [0x7FBFD5291A20, 24], 0) == (
+        "set_robust_list(0x7fbfd5291a20, 24) = 0"
+    )
+    fs = {0x1000: struct.pack("<Q", 0x7FE5092A9740)}
+    assert trace("arch_prctl", [0x1003, 0x1000], 0, {}, fs) == (
+        "arch_prctl(ARCH_GET_FS, [0x7fe5092a9740]) = 0"
+    )
+    assert trace("arch_prctl", [0x1002, 0x7FBFD5291740], 0) == (
+        "arch_prctl(ARCH_SET_FS, 0x7fbfd5291740) = 0"
+    )
+    assert trace("arch_prctl", [0x3001, 0x1234], err(22)) == (
+        "arch_prctl(0x3001 /* ARCH_??? */, 0x1234) = -1 EINVAL (Invalid argument)"
+    )
+
+
+def test_prlimit64():
+    old = {0x1000: struct.pack("<QQ", 8192 * 1024, u64(-1))}
+    assert trace("prlimit64", [0, 3, 0, 0x1000], 0, {}, old) == (
+        "prlimit64(0, RLIMIT_STACK, NULL, {rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}) = 0"
+    )
+    new = {0x2000: struct.pack("<QQ", 1024, u64(-1))}
+    assert trace("prlimit64", [0, 7, 0x2000, 0], err(1), new) == (
+        "prlimit64(0, RLIMIT_NOFILE, {rlim_cur=1024, rlim_max=RLIM64_INFINITY}, NULL) = "
+        "-1 EPERM (Operation not permitted)"
+    )
+    assert trace("prlimit64", [1, 99, 0, 0x7FFC84CB1900], err(22)) == (
+        "prlimit64(1, 0x63 /* RLIMIT_??? */, NULL, 0x7ffc84cb1900) = -1 EINVAL (Invalid argument)"
+    )
+
+
+def test_getrandom():
+    out = {0x1000: b"\x9c\x7f\xcf\x7d"}
+    assert trace("getrandom", [0x1000, 4, 0], 4, {}, out) == (
+        'getrandom("\\x9c\\x7f\\xcf\\x7d", 4, 0) = 4'
+    )
+    assert trace("getrandom", [0x7FFC84CB1900, 4, 7], err(22)) == (
+        "getrandom(0x7ffc84cb1900, 4, GRND_NONBLOCK|GRND_RANDOM|GRND_INSECURE) = "
+        "-1 EINVAL (Invalid argument)"
+    )
+
+
+def _sigaction(handler, flags, restorer, mask):
+    return struct.pack("<QQQQ", handler, flags, restorer, mask)
+
+
+def test_rt_sigaction():
+    act = {0x1000: _sigaction(0x55A6F4F5E429, 0x04000000 | 0x10000000, 0x7FE5092E8050, 1 << 9)}
+    assert trace("rt_sigaction", [2, 0x1000, 0, 8], 0, act) == (
+        "rt_sigaction(SIGINT, {sa_handler=0x55a6f4f5e429, sa_mask=[USR1], "
+        "sa_flags=SA_RESTORER|SA_RESTART, sa_restorer=0x7fe5092e8050}, NULL, 8) = 0"
+    )
+    old = {0x2000: _sigaction(0, 0, 0, 0)}
+    assert trace("rt_sigaction", [15, 0, 0x2000, 8], 0, {}, old) == (
+        "rt_sigaction(SIGTERM, NULL, {sa_handler=SIG_DFL, sa_mask=[], sa_flags=0}, 8) = 0"
+    )
+    flags = 0x04000000 | 0x08000000 | 0x40000000 | 0x80000000 | 4
+    act = {0x1000: _sigaction(1, flags, 0x1234, 0x5)}
+    assert trace("rt_sigaction", [12, 0x1000, 0, 8], 0, act) == (
+        "rt_sigaction(SIGUSR2, {sa_handler=SIG_IGN, sa_mask=[HUP QUIT], sa_flags=SA_RESTORER|"
+        "SA_ONSTACK|SA_NODEFER|SA_RESETHAND|SA_SIGINFO, sa_restorer=0x1234}, NULL, 8) = 0"
+    )
+    assert trace("rt_sigaction", [11, 0, 0, 8], 0) == "rt_sigaction(SIGSEGV, NULL, NULL, 8) = 0"
+
+
+def test_rt_sigprocmask():
+    chld = {0x1000: struct.pack("<Q", 1 << 16)}
+    assert trace("rt_sigprocmask", [0, 0x1000, 0, 8], 0, chld) == (
+        "rt_sigprocmask(SIG_BLOCK, [CHLD], NULL, 8) = 0"
+    )
+    assert trace("rt_sigprocmask", [1, 0x1000, 0x1000, 8], 0, chld) == (
+        "rt_sigprocmask(SIG_UNBLOCK, [CHLD], [CHLD], 8) = 0"
+    )
+    full = {0x1000: struct.pack("<Q", u64(~(3 << 31)))}
+    assert trace("rt_sigprocmask", [2, 0x1000, 0, 8], 0, full) == (
+        "rt_sigprocmask(SIG_SETMASK, ~[RTMIN RT_1], NULL, 8) = 0"
+    )
+    empty = {0x2000: bytes(8)}
+    assert trace("rt_sigprocmask", [2, 0, 0x2000, 8], 0, {}, empty) == (
+        "rt_sigprocmask(SIG_SETMASK, NULL, [], 8) = 0"
+    )
+
+
+def test_rt_sigreturn():
+    # strace reads the frame's mask from the user stack; a Call has no rsp, so no mask.
+    assert trace("rt_sigreturn", [1, 2, 3], 0) == "rt_sigreturn() = 0"
+
+
+# -- unknown calls, unreadable memory, failures --------------------------------------------
+
+
+def test_unknown_number():
+    assert trace(0x3FF, [1, 2, 3, 4, 5, 6], err(38)) == (
+        "syscall_0x3ff(0x1, 0x2, 0x3, 0x4, 0x5, 0x6) = -1 ENOSYS (Function not implemented)"
+    )
+    assert trace(335, [1, 2, 3, 4, 5, 6], err(1)) == (
+        "syscall_0x14f(0x1, 0x2, 0x3, 0x4, 0x5, 0x6) = -1 EPERM (Operation not permitted)"
+    )
+
+
+def test_known_call_without_decoder_prints_raw_hex():
+    # No signature: all six registers, as strace does for a call it cannot decode.
+    assert trace("membarrier", [0x10, 0, 0x2], 0) == "membarrier(0x10, 0, 0x2, 0, 0, 0) = 0"
+
+
+def test_calls_seen_in_a_static_program_start():
+    # As strace 6.1 printed them in the test guest (tests/test_fidelity.py).
+    assert trace("rseq", [0x11180CA0, 0x20, 0, 0x53053053], 0) == (
+        "rseq(0x11180ca0, 0x20, 0, 0x53053053) = 0"
+    )
+
+
+def test_no_memory_prints_pointers():
+    assert trace("openat", [AT_FDCWD, 0x47B0BF, 0], 3) == "openat(AT_FDCWD, 0x47b0bf, O_RDONLY) = 3"
+    assert trace("read", [5, 0x7FFD1C0, 4096], 1274) == "read(5, 0x7ffd1c0, 4096) = 1274"
+    assert trace("fstat", [3, 0x9000], 0) == "fstat(3, 0x9000) = 0"
+    assert trace("execve", [0x1000, 0x2000, 0x3000], 0) == "execve(0x1000, 0x2000, 0x3000) = 0"
+    assert trace("pipe", [0x1000], 0) == "pipe(0x1000) = 0"
+    assert trace("wait4", [5, 0x1000, 0, 0], 5) == "wait4(5, 0x1000, 0, NULL) = 5"
+    assert trace("write", [1, 0, 5], err(14)) == "write(1, NULL, 5) = -1 EFAULT (Bad address)"
+
+
+def test_partly_unreadable_memory():
+    # The path reads, the struct pointer does not: each argument falls back on its own.
+    mem = {0x1000: b"/etc/passwd\0"}
+    assert trace("stat", [0x1000, 0x9000], 0, mem) == 'stat("/etc/passwd", 0x9000) = 0'
+    # A buffer whose tail is unmapped prints as its address.
+    assert trace("write", [1, 0x1000, 64], 64, {0x1000: b"short"}) == "write(1, 0x1000, 64) = 64"
+
+
+class BrokenMemory:
+    def read(self, address, size):
+        raise RuntimeError("a bug, not an unreadable page")
+
+    def read_cstring(self, address, limit):
+        raise RuntimeError("a bug, not an unreadable page")
+
+
+def test_decoder_failure_falls_back_to_hex_and_is_counted():
+    options = DecodeOptions()
+    call = decode_entry(257, [AT_FDCWD, 0x1000, 0, 0, 0, 0], BrokenMemory(), options)
+    args, ret = decode_exit(call, 3, BrokenMemory(), options)
+    assert format_line(call.name, args, ret) == "openat(AT_FDCWD, 0x1000, O_RDONLY) = 3"
+    assert options.failures["openat"] == 1
+
+
+def test_flags_with_unknown_bits_and_zero():
+    assert trace("mprotect", [0x1000, 4096, 0x100 | 1], 0) == (
+        "mprotect(0x1000, 4096, PROT_READ|0x100) = 0"
+    )
+    assert trace("unlinkat", [AT_FDCWD, 0, 0x200 | 0x80000000], err(22)) == (
+        "unlinkat(AT_FDCWD, NULL, AT_REMOVEDIR|0x80000000) = -1 EINVAL (Invalid argument)"
+    )
+    assert trace("renameat2", [3, 0, 4, 0, 0], err(14)) == (
+        "renameat2(3, NULL, 4, NULL, 0) = -1 EFAULT (Bad address)"
+    )
+
+
+def test_error_returns():
+    assert trace("close", [99], err(9)) == "close(99) = -1 EBADF (Bad file descriptor)"
+    assert trace("close", [3], err(4095)) == "close(3) = -1 E4095 (Unknown error 4095)"
+    assert trace("close", [3], err(4096)) == "close(3) = -4096"
+
+
+def test_format_line():
+    assert format_line("read", "3, ", None) == "read(3,  <unfinished ...>"
+    assert format_line("getpid", "", "5") == "getpid() = 5"
+
+
+# -- classes and -e trace= -----------------------------------------------------------------
+
+
+def test_syscall_class():
+    assert syscall_class("openat") == {"%file", "%desc"}
+    assert syscall_class("read") == {"%desc"}
+    assert syscall_class("execve") == {"%file", "%process"}
+    assert syscall_class("clone") == {"%process"}
+    assert syscall_class("mmap") == {"%desc", "%memory"}
+    assert syscall_class("connect") == {"%network", "%net"}
+    assert syscall_class("rt_sigaction") == {"%signal"}
+    assert {"%signal", "%process"} <= syscall_class("kill")
+    assert "%fstat" in syscall_class("newfstatat") and "%file" in syscall_class("newfstatat")
+    assert syscall_class("getpid") == {"%pure"}
+    assert syscall_class("no_such_call") == set()
+
+
+def test_parse_trace_expr():
+    assert parse_trace_expr("openat,execve") == {257, 59}
+    with_file = parse_trace_expr("openat,execve,%file")
+    assert {257, 59, 2, 4, 87, 83} <= with_file and 0 not in with_file
+    assert parse_trace_expr("%memory") == {9, 10, 11, 12} | parse_trace_expr("%memory")
+    assert 9 in parse_trace_expr("%memory") and 0 not in parse_trace_expr("%memory")
+    assert parse_trace_expr("!read") == parse_trace_expr("all") - {0}
+    assert parse_trace_expr("/^get[ug]id$") == {102, 104}
+    assert parse_trace_expr("?nonexistent,read") == {0}
+    assert parse_trace_expr("none") == set()
+    with pytest.raises(InvalidTraceExpression, match="nonexistent"):
+        parse_trace_expr("read,nonexistent")
+    with pytest.raises(InvalidTraceExpression):
+        parse_trace_expr("read,,write")

@@ -15,7 +15,6 @@ import re
 import shutil
 import struct
 import subprocess
-import threading
 
 import pytest
 
@@ -351,50 +350,27 @@ def test_kernel_without_btf_is_unsupported():
 def test_current_at_a_syscall_trap_is_the_calling_process(tcg_guest, guest_image):
     """At each getpid entry, current (read at KERNEL_GS_BASE + current_task) is the
     workload process: the pid getpid then returns, and comm "workload"."""
-    from libvirt_nitro.domain import resolve
-    from libvirt_nitro.gdbstub.gdbtarget import GdbTarget
-    from libvirt_nitro.gdbstub.rsp import RspClient
-    from libvirt_nitro.gdbstub.session import GdbstubSession
-    from libvirt_nitro.trap.engine import NitroEngine
+    from tests.tracing import trap_during
 
     layout = KernelLayout.from_image(guest_image.kernel)
     getpid = syscall_number("getpid")
-    process = resolve(tcg_guest.dom)
-    session = GdbstubSession.start(tcg_guest.dom, process.pid, process.uuid)
     seen: list[tuple[int, int, bytes, bytes]] = []
-    try:
-        client = RspClient(str(session.socket_path))
-        target = GdbTarget(client)
 
-        def u64(vcpu: int, address: int) -> int:
+    def on_trap(target, event) -> None:
+        if event.kind != "syscall" or event.regs["rax"] != getpid:
+            return
+        vcpu = event.vcpu
+
+        def u64(address: int) -> int:
             return struct.unpack("<Q", target.read_memory(vcpu, address, 8))[0]
 
-        def emit(event) -> None:
-            if event.kind != "syscall" or event.regs["rax"] != getpid:
-                return
-            vcpu = event.vcpu
-            task = u64(vcpu, layout.current_task_address(event.regs["k_gs_base"]))
-            pid, tgid = struct.unpack("<ii", target.read_memory(vcpu, task + layout.task_pid, 8))
-            comm = target.read_memory(vcpu, task + layout.task_comm, layout.task_comm_len)
-            parent = u64(vcpu, task + layout.task_real_parent)
-            parent_comm = target.read_memory(vcpu, parent + layout.task_comm, 16)
-            seen.append((pid, tgid, comm.rstrip(b"\0"), parent_comm.rstrip(b"\0")))
+        task = u64(layout.current_task_address(event.regs["k_gs_base"]))
+        pid, tgid = struct.unpack("<ii", target.read_memory(vcpu, task + layout.task_pid, 8))
+        comm = target.read_memory(vcpu, task + layout.task_comm, layout.task_comm_len)
+        parent = u64(task + layout.task_real_parent)
+        parent_comm = target.read_memory(vcpu, parent + layout.task_comm, 16)
+        seen.append((pid, tgid, comm.rstrip(b"\0"), parent_comm.rstrip(b"\0")))
 
-        engine = NitroEngine(target, emit)
-        engine.arm(engine.plan_arming())
-        target.resume()
-        done = threading.Event()
-        outcome = {}
-        worker = threading.Thread(
-            target=lambda: (outcome.update(result=tcg_guest.run("getpid", "3")), done.set())
-        )
-        worker.start()
-        while not done.is_set():
-            engine.poll(0.1)
-        engine.disarm()
-        client.detach()
-        worker.join()
-    finally:
-        session.stop()
+    outcome = {"result": trap_during(tcg_guest, on_trap, "getpid", "3")}
     pid = int(outcome["result"].values["getpid"])
     assert seen.count((pid, pid, b"workload", b"workload")) >= 3, seen

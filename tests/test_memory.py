@@ -10,7 +10,6 @@ page-table walk) for guest-virtual memory.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,8 +31,7 @@ from libvirt_nitro.memory import (
     walk,
 )
 from libvirt_nitro.memory.physmem import parse_flatview, parse_gpa2hva, ram_ranges
-from libvirt_nitro.trap.engine import NitroEngine
-from tests.tracing import syscalls_enabled
+from tests.tracing import syscalls_enabled, trap_during
 
 OPENAT = syscall_number("openat")
 MARKER = b"/nitro-marker\0"
@@ -392,50 +390,29 @@ def test_user_string_at_a_trap_matches_the_gdbstub(tcg_guest, phys):
     gives what the stub reads through the stopped vCPU: the marker path; 0x1000 is mapped
     for neither."""
     seen: list[dict[str, Any]] = []
-    with gdbstub(tcg_guest.dom) as (client, target):
 
-        def emit(event) -> None:
-            regs = event.regs
-            if event.kind != "syscall" or regs["rax"] != OPENAT:
-                return
-            memory = VirtualMemory(phys, regs["cr3"], la57=bool(regs["cr4"] & CR4_LA57))
-            record: dict[str, Any] = {
-                "stub": target.read_memory(event.vcpu, regs["rsi"], len(MARKER)),
-                "ours": memory.read(regs["rsi"], len(MARKER)),
-                "cstring": memory.read_cstring(regs["rsi"], 256),
-            }
-            try:
-                memory.read(0x1000, 8)
-            except PageFault as fault:
-                record["fault"] = fault
-            try:
-                target.read_memory(event.vcpu, 0x1000, 8)
-            except GdbstubErrorReply as refused:
-                record["stub_fault"] = refused
-            seen.append(record)
-
-        engine = NitroEngine(target, emit)
-        plan = engine.plan_arming()
-        outcome: dict[str, Any] = {}
-        done = threading.Event()
-
-        def work() -> None:
-            try:
-                outcome["result"] = tcg_guest.run("open", "/nitro-marker")
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=work, daemon=True)
+    def on_trap(target, event) -> None:
+        regs = event.regs
+        if event.kind != "syscall" or regs["rax"] != OPENAT:
+            return
+        memory = VirtualMemory(phys, regs["cr3"], la57=bool(regs["cr4"] & CR4_LA57))
+        record: dict[str, Any] = {
+            "stub": target.read_memory(event.vcpu, regs["rsi"], len(MARKER)),
+            "ours": memory.read(regs["rsi"], len(MARKER)),
+            "cstring": memory.read_cstring(regs["rsi"], 256),
+        }
         try:
-            engine.arm(plan)
-            target.resume()
-            worker.start()
-            while not done.is_set():
-                engine.poll(0.1)
-        finally:
-            engine.disarm()
-    worker.join(timeout=60)
-    assert outcome["result"].exit_code == 0
+            memory.read(0x1000, 8)
+        except PageFault as fault:
+            record["fault"] = fault
+        try:
+            target.read_memory(event.vcpu, 0x1000, 8)
+        except GdbstubErrorReply as refused:
+            record["stub_fault"] = refused
+        seen.append(record)
+
+    result = trap_during(tcg_guest, on_trap, "open", "/nitro-marker")
+    assert result.exit_code == 0
     assert syscalls_enabled(tcg_guest.dom)
     marker = [r for r in seen if r["stub"] == MARKER]
     assert marker, f"no openat of the marker among {[r['stub'] for r in seen]}"

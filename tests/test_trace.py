@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import errno
 import signal
-import threading
 
 import pytest
 
 from libvirt_nitro import attach
-from libvirt_nitro.domain import resolve
 from libvirt_nitro.errors import AlreadyTraced
-from libvirt_nitro.gdbstub.gdbtarget import GdbTarget
-from libvirt_nitro.gdbstub.rsp import RspClient
-from libvirt_nitro.gdbstub.session import GdbstubSession
 from libvirt_nitro.linux import syscall_number
-from libvirt_nitro.trap.engine import NitroEngine
-from tests.tracing import of_process, run_traced, syscalls_enabled
+from tests.tracing import of_process, run_traced, syscalls_enabled, trap_during
 
 GETPID, OPENAT, WRITE, CLOSE = (syscall_number(n) for n in ("getpid", "openat", "write", "close"))
 MARKER = b"/nitro-marker\0"
@@ -102,31 +96,13 @@ def test_a_second_tracer_is_refused(tcg_guest):
 def test_marker_pointer_dereferences_at_the_trap(tcg_guest):
     """At an openat entry, with the vCPU stopped in the caller's address space, its path
     pointer reads as the marker string from guest memory."""
-    process = resolve(tcg_guest.dom)
-    session = GdbstubSession.start(tcg_guest.dom, process.pid, process.uuid)
     strings: list[bytes] = []
-    try:
-        client = RspClient(str(session.socket_path))
-        target = GdbTarget(client)
 
-        def emit(event) -> None:
-            if event.kind == "syscall" and event.regs["rax"] == OPENAT:
-                strings.append(target.read_memory(event.vcpu, event.regs["rsi"], len(MARKER)))
+    def on_trap(target, event) -> None:
+        if event.kind == "syscall" and event.regs["rax"] == OPENAT:
+            strings.append(target.read_memory(event.vcpu, event.regs["rsi"], len(MARKER)))
 
-        engine = NitroEngine(target, emit)
-        engine.arm(engine.plan_arming())
-        target.resume()
-        done = threading.Event()
-        worker = threading.Thread(
-            target=lambda: (tcg_guest.run("open", "/nitro-marker"), done.set())
-        )
-        worker.start()
-        while not done.is_set():
-            engine.poll(0.1)
-        engine.disarm()
-        client.detach()
-        worker.join()
-    finally:
-        session.stop()
+    result = trap_during(tcg_guest, on_trap, "open", "/nitro-marker")
+    assert result.exit_code == 0
     assert MARKER in strings
     assert syscalls_enabled(tcg_guest.dom)

@@ -69,3 +69,49 @@ def run_traced(libvirt: Any, tracer: Any, action: Callable[[], Any], timeout: fl
 def of_process(records: list[dict], cr3: int) -> list[dict]:
     """The records of one address space."""
     return [record for record in records if record["cr3"] == cr3]
+
+
+def trap_during(guest: Any, on_trap: Callable[[Any, Any], None], *command: str) -> Any:
+    """Run the trap engine on *guest* over a gdbstub session of its own while the guest runs
+    *command*; ``on_trap(target, trap_event)`` is called at each trap, with the trapping vCPU
+    stopped (so it may read guest state through *target*). Returns the command's result.
+    The guest is given back (disarmed, detached, stub closed) whatever happens."""
+    from libvirt_nitro.domain import resolve
+    from libvirt_nitro.gdbstub.gdbtarget import GdbTarget
+    from libvirt_nitro.gdbstub.rsp import RspClient
+    from libvirt_nitro.gdbstub.session import GdbstubSession
+    from libvirt_nitro.trap.engine import NitroEngine
+
+    process = resolve(guest.dom)
+    session = GdbstubSession.start(guest.dom, process.pid, process.uuid)
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = guest.run(*command)
+        except BaseException as exc:  # re-raised in the test thread
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, daemon=True)
+    try:
+        client = RspClient(str(session.socket_path))
+        target = GdbTarget(client)
+        engine = NitroEngine(target, lambda event: on_trap(target, event))
+        try:
+            engine.arm(engine.plan_arming())
+            target.resume()
+            worker.start()
+            while not done.is_set():
+                engine.poll(0.1)
+        finally:
+            engine.disarm()
+            client.detach()
+    finally:
+        session.stop()
+    worker.join(60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

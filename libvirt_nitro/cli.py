@@ -269,6 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="one raw line per entry and exit, nothing decoded"
     )
     trace.set_defaults(func=cmd_trace)
+
+    from .service.cli import register as register_service
+
+    register_service(verbs)  # config, hook, install-hook, serve, status, watch
     return parser
 
 

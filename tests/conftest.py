@@ -16,6 +16,15 @@ from tests.guest.testguest import GuestImage, TestGuest
 from tests.support import require
 
 URI = "qemu:///system"
+#: Tests that restart libvirtd, closing every connection (the session fixtures' too): last.
+RUN_LAST = {"test_libvirtd_restart_mid_trace"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests of :data:`RUN_LAST` after all the others."""
+    items.sort(key=lambda item: item.name.split("[")[0] in RUN_LAST)
+
+
 PREFIX = "nitro-test-"
 
 

@@ -140,8 +140,8 @@ def _close_stub(uri: str, uuid: str) -> None:
         dom = conn.lookupByUUIDString(uuid)
         if dom.isActive():
             stop_gdbserver(dom)
-    except libvirt.libvirtError:
-        pass  # the domain is gone
+    except (libvirt.libvirtError, NitroError):
+        pass  # the domain is gone (or went while we asked)
     finally:
         conn.close()
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..domain import hmp
+from ..domain import hmp, libvirt_module
 from ..errors import AlreadyTraced, GdbstubError
 
 __all__ = ["RUN_DIR", "GdbstubSession", "acquire_trace_lock", "stop_gdbserver"]
@@ -95,9 +95,12 @@ class GdbstubSession:
 
     def stop(self) -> None:
         """Close the stub and remove its directory; tolerates a domain that is gone."""
+        libvirt = libvirt_module()
         try:
             if self.dom.isActive():
                 stop_gdbserver(self.dom)
+        except libvirt.libvirtError:
+            pass  # the domain is gone, and its stub with it
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 

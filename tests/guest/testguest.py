@@ -263,20 +263,27 @@ class TestGuest:
         return self.port.run(*command, timeout=timeout)
 
     def destroy(self) -> None:
-        """Destroy the domain (ignoring one that is already gone) and remove its files."""
+        """Destroy the domain (ignoring one that is already gone) and remove its files.
+
+        If the connection died (libvirtd was restarted), a new one does it."""
         import libvirt
 
-        name = self.dom.name()
+        name, uuid = self.dom.name(), self.dom.UUIDString()  # cached: no call to libvirtd
         if self.port is not None:
             self.port.close()
         try:
             self.dom.destroy()
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in (
-                libvirt.VIR_ERR_NO_DOMAIN,
-                libvirt.VIR_ERR_OPERATION_INVALID,
-            ):
-                raise
+            gone = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID)
+            if exc.get_error_code() not in gone:  # e.g. a dead connection: try a new one
+                conn = libvirt.open("qemu:///system")
+                try:
+                    conn.lookupByUUIDString(uuid).destroy()
+                except libvirt.libvirtError as again:
+                    if again.get_error_code() not in gone:
+                        raise
+                finally:
+                    conn.close()
         control_socket_path(name).unlink(missing_ok=True)
         console_log_path(name).unlink(missing_ok=True)
 

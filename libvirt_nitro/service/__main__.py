@@ -1,0 +1,7 @@
+"""``python -m libvirt_nitro.service``: the service verbs (until the main CLI has them)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -34,8 +34,8 @@ from libvirt_nitro.domain import resolve  # noqa: E402
 from libvirt_nitro.gdbstub.gdbtarget import GdbTarget  # noqa: E402
 from libvirt_nitro.gdbstub.rsp import RspClient  # noqa: E402
 from libvirt_nitro.gdbstub.session import GdbstubSession  # noqa: E402
-from libvirt_nitro.ioctl.x86 import IDT_GATE_SIZE, VECTOR_UD, idt_gate_offset  # noqa: E402
 from libvirt_nitro.memory import CR4_LA57, QemuPhysicalMemory, VirtualMemory  # noqa: E402
+from libvirt_nitro.x86 import IDT_GATE_SIZE, VECTOR_UD, idt_gate_offset  # noqa: E402
 from tests.guest.testguest import GuestImage, TestGuest  # noqa: E402
 
 __all__ = ["main"]

@@ -25,8 +25,9 @@ import threading
 import time
 from pathlib import Path
 
+from libvirt_nitro import x86
 from libvirt_nitro.event import EVENT_SYSCALL, fill_from_kvm
-from libvirt_nitro.ioctl import Kvm, ffi, lib, x86
+from libvirt_nitro.ioctl import Kvm, ffi, lib
 from libvirt_nitro.ring import Ring
 
 __all__ = ["GUEST_ASM", "TestVm", "NitroCycle", "guest_image"]

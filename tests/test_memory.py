@@ -21,7 +21,6 @@ from libvirt_nitro.errors import GdbstubErrorReply, GuestMemoryError, NitroError
 from libvirt_nitro.gdbstub.gdbtarget import GdbTarget
 from libvirt_nitro.gdbstub.rsp import RspClient
 from libvirt_nitro.gdbstub.session import GdbstubSession
-from libvirt_nitro.ioctl.x86 import IDT_GATE_SIZE, VECTOR_UD, idt_gate_offset
 from libvirt_nitro.linux import syscall_number
 from libvirt_nitro.memory import (
     CR4_LA57,
@@ -31,6 +30,7 @@ from libvirt_nitro.memory import (
     walk,
 )
 from libvirt_nitro.memory.physmem import parse_flatview, parse_gpa2hva, ram_ranges
+from libvirt_nitro.x86 import IDT_GATE_SIZE, VECTOR_UD, idt_gate_offset
 from tests.tracing import syscalls_enabled, trap_during
 
 OPENAT = syscall_number("openat")

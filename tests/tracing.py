@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from libvirt_nitro import x86
 from libvirt_nitro.domain import hmp
 from libvirt_nitro.event_ids import EVENT_ID_SYSCALL
-from libvirt_nitro.ioctl import x86
 from libvirt_nitro.output import EventPrinter
 from tests.support import wait_for
 

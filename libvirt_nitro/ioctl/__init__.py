@@ -2,7 +2,7 @@
 
 ``ffi``/``lib`` are the API-mode extension compiled at install time from
 ``_cffi_src`` (one cdef module per header); :mod:`.kvm` has :class:`Kvm`,
-:class:`Vm` and :class:`Vcpu`; :mod:`.x86` the architectural constants.
+:class:`Vm` and :class:`Vcpu` (x86 architectural constants: :mod:`libvirt_nitro.x86`).
 Importing this package without the extension built raises ImportError naming the fix.
 """
 

@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .. import x86
 from ..errors import NitroError
-from ..ioctl import x86
 from ..linux.entry import SCAN_RADIUS, SysretSite, find_sysret_sites
 from .target import TrapTarget
 

@@ -59,14 +59,19 @@ def set_element(dom: Any, text: str, flags: int = 0) -> TraceConfig:
     """
     config = parse_text(text)
     payload = to_libvirt(etree.fromstring(text.encode()))
+    _set_metadata(dom, payload, PREFIX, flags, "setting")
+    return config
+
+
+def _set_metadata(dom: Any, payload: str | None, prefix: str | None, flags: int, what: str) -> None:
+    """``virDomainSetMetadata`` of our element (*payload* None removes it)."""
     libvirt = libvirt_module()
     try:
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, payload, PREFIX, NAMESPACE, flags)
+        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, payload, prefix, NAMESPACE, flags)
     except libvirt.libvirtError as exc:
         raise ConnectionFailed(
-            f"setting the metadata of {dom.name()!r}: {describe_error(exc)}"
+            f"{what} the metadata of {dom.name()!r}: {describe_error(exc)}"
         ) from None
-    return config
 
 
 def remove_element(dom: Any, flags: int = 0) -> bool:
@@ -79,10 +84,5 @@ def remove_element(dom: Any, flags: int = 0) -> bool:
     # virDomainGetMetadata takes one of LIVE and CONFIG, not both.
     looks = [libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG]
     had = any(get_element(dom, f) is not None for f in (looks if flags == both else [flags]))
-    try:
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, NAMESPACE, flags)
-    except libvirt.libvirtError as exc:
-        raise ConnectionFailed(
-            f"removing the metadata of {dom.name()!r}: {describe_error(exc)}"
-        ) from None
+    _set_metadata(dom, None, None, flags, "removing")
     return had

@@ -496,13 +496,19 @@ def _fcntl_return(ctx: Context, raw: int) -> str:
     return text
 
 
-def _poll_return(ctx: Context, raw: int) -> str:
-    text = format_return(raw)
+def _timed_out_or_failed(raw: int) -> str | None:
+    """poll/select's return when it says nothing of the fds: ``0 (Timeout)``, or the error."""
     value = to_signed64(raw)
     if value == 0:
         return "0 (Timeout)"
-    if value < 0:
-        return text
+    return format_return(raw) if value < 0 else None
+
+
+def _poll_return(ctx: Context, raw: int) -> str:
+    text = format_return(raw)
+    value = to_signed64(raw)
+    if (early := _timed_out_or_failed(raw)) is not None:
+        return early
     count = ctx.args[1] & MASK32
     data = read(ctx.memory, ctx.args[0], 8 * count) if 0 < count <= 1024 else None
     if data is None:
@@ -513,10 +519,8 @@ def _poll_return(ctx: Context, raw: int) -> str:
 def _select_return(ctx: Context, raw: int) -> str:
     text = format_return(raw)
     value = to_signed64(raw)
-    if value == 0:
-        return "0 (Timeout)"
-    if value < 0:
-        return text
+    if (early := _timed_out_or_failed(raw)) is not None:
+        return early
     nfds = s32(ctx.args[0])
     parts = []
     for name, index in (("in", 1), ("out", 2), ("except", 3)):

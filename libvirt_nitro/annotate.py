@@ -107,19 +107,18 @@ class Annotator:
 
     def _entry(self, regs: dict[str, int], task: Task | None, memory: Any) -> Annotation | None:
         nr = regs["rax"]
-        key = _key(task, regs["cr3"], regs["rsp"], regs["rip"] + 2)
-        previous = self._pending.pop(key, None)
+        keys = _keys(task, regs["cr3"], regs["rsp"], regs["rip"] + 2)
+        previous = self._take(keys)
         orphan = self._unfinished(previous, task) if isinstance(previous, Call) else None
         if not self.filters.accepts(nr, task):
-            self._remember(key, _FILTERED)
+            self._remember(keys, _FILTERED)
             return None
         call = decode_entry(nr, [regs[name] for name in ARG_REGS], memory, self.options)
-        self._remember(key, call)
+        self._remember(keys, call)
         return Annotation(task, nr, call.name, call.entry_args_text(), orphan=orphan)
 
     def _exit(self, regs: dict[str, int], task: Task | None, memory: Any) -> Annotation | None:
-        key = _key(task, regs["cr3"], regs["rsp"], regs["rcx"])
-        call = self._pending.pop(key, None)
+        call = self._take(_keys(task, regs["cr3"], regs["rsp"], regs["rcx"]))
         if call is _FILTERED:
             return None
         if call is None:  # entry not seen (traced from the middle of the call)
@@ -150,14 +149,27 @@ class Annotator:
     def _unfinished(self, call: Call, task: Task | None) -> Annotation:
         return Annotation(task, call.nr, call.name, call.entry_args_text())
 
-    def _remember(self, key: tuple, value: Any) -> None:
-        self._pending[key] = value
-        if len(self._pending) > MAX_PENDING:
-            del self._pending[next(iter(self._pending))]
+    def _remember(self, keys: list[tuple], value: Any) -> None:
+        entry = (keys, value)
+        for key in keys:
+            self._pending[key] = entry
+        while len(self._pending) > MAX_PENDING:
+            self._take([next(iter(self._pending))])
+
+    def _take(self, keys: list[tuple]) -> Any:
+        """The pending entry under the first of *keys* found, removed under all its keys."""
+        for key in keys:
+            entry = self._pending.get(key)
+            if entry is not None:
+                for alias in entry[0]:
+                    self._pending.pop(alias, None)
+                return entry[1]
+        return None
 
 
-def _key(task: Task | None, cr3: int, rsp: int, return_rip: int) -> tuple:
-    """Pairs an entry with its exit: the thread when known, else the call's frame."""
-    if task is not None:
-        return ("tid", task.tid)
-    return ("frame", cr3, rsp, return_rip)
+def _keys(task: Task | None, cr3: int, rsp: int, return_rip: int) -> list[tuple]:
+    """What pairs an entry with its exit: the thread when known, and the call's frame
+    (address space, stack pointer, return address), which still pairs them when the
+    thread could not be read at one of the two traps."""
+    frame = ("frame", cr3, rsp, return_rip)
+    return [("tid", task.tid), frame] if task is not None else [frame]

@@ -30,14 +30,20 @@ def require(condition: bool, reason: str) -> None:
 
 
 def wait_for(
-    probe: Callable[[], T | None], what: str, timeout: float = 30.0, interval: float = 0.05
+    probe: Callable[[], T | None],
+    what: str,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    detail: Callable[[], str] | None = None,
 ) -> T:
-    """Poll *probe* until it returns something truthy; fail naming *what* after *timeout* s."""
+    """Poll *probe* until it returns something truthy; fail naming *what* after *timeout* s
+    (with *detail()*, what was seen instead, in the failure message)."""
     deadline = time.monotonic() + timeout
     while True:
         result = probe()
         if result:
             return result
         if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
+            seen = f"; seen:\n{detail()}" if detail else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{seen}", pytrace=False)
         time.sleep(interval)

@@ -297,6 +297,7 @@ def test_strace_form_names_the_guest_process(tcg_guest, tmp_path) -> None:
         wait_for(
             lambda: 'openat(AT_FDCWD, "/nitro-marker", O_RDONLY) = 3' in output.read_text(),
             "the marker openat line",
+            detail=lambda: output.read_text() + "\n".join(trace.stderr),
         )
         trace.proc.send_signal(signal.SIGINT)
         assert trace.wait_exit() == 0

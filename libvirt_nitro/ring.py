@@ -189,6 +189,9 @@ class Ring:
                 off = offsets[i & mask]
                 out.append(bytes(view[off : off + size]))
             hdr.consumer = producer
+            # kvm_nitro.h's wake-up rule: a full barrier before `producer` is read again,
+            # or a kernel producer may miss this store while we miss its event.
+            lib.nitro_ring_fence()
         dropped = hdr.dropped
         lost, self._seen_dropped = dropped - self._seen_dropped, dropped
         return out, lost

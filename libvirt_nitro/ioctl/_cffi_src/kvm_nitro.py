@@ -145,6 +145,15 @@ struct kvm_nitro_continue {
 };
 """
 
-FUNCTIONS = ""  # filled in by build.py from IOCTLS
+#: The ring's full memory barrier (see the wake-up rule in kvm_nitro.h); the ioctl
+#: wrappers are added by build.py from IOCTLS.
+FUNCTIONS = """
+void nitro_ring_fence(void);
+"""
 
-CUSTOMIZATIONS = ""
+CUSTOMIZATIONS = """
+static void nitro_ring_fence(void)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+"""

@@ -153,6 +153,14 @@ struct kvm_nitro_event {
  * the slot out, then store-releases @consumer.  Only the producer writes
  * @producer and @dropped, only the consumer writes @consumer.
  *
+ * Wake-ups (poll() on the nitro fd, the eventfd): the producer signals when, after
+ * publishing and a full memory barrier, it reads a @consumer equal to the producer
+ * count before its event (the consumer had read everything and may sleep).  So a
+ * consumer, after storing @consumer, issues a full memory barrier (e.g.
+ * __atomic_thread_fence(__ATOMIC_SEQ_CST)) and loads @producer again before it
+ * sleeps; without the two barriers each side can miss the other's store and the
+ * consumer sleeps on a non-empty ring that is never signalled again.
+ *
  * Overflow: when producer - consumer == slot_count the producer does not overwrite
  * unread slots; it drops the new event and increments @dropped (the event's @seq
  * is still consumed).  A reader detects overflow two ways: @dropped grew since it

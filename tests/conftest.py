@@ -26,6 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 PREFIX = "nitro-test-"
+#: tests/bed runs inside the emulated test bed (tests/test_kernel_nitro.py boots it), not here.
+collect_ignore = ["bed"]
 
 
 @pytest.fixture(scope="session")

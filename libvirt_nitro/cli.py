@@ -144,6 +144,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         signal.signal(signum, on_signal)
     tracer = attach(
         dom,
+        backend=args.backend,
         decode=not args.raw or args.json,
         filters=filters,
         decode_options=options,
@@ -153,8 +154,12 @@ def cmd_trace(args: argparse.Namespace) -> int:
     try:
         tracer.eventRegisterAny(EVENT_ID_SYSCALL, on_event, None)
         tracer.eventRegisterAny(EVENT_ID_LOST, on_lost, None)
-        print(f"{PROG}: tracing {dom.name()} (Ctrl-C to stop)", file=sys.stderr)
-        annotator = tracer.backend.annotator
+        backend = tracer.backend
+        print(f"{PROG}: tracing {dom.name()} via {backend.name} (Ctrl-C to stop)", file=sys.stderr)
+        backend_note = getattr(backend, "note", None)
+        if backend_note and not args.raw:
+            print(f"{PROG}: note: {backend_note}", file=sys.stderr)
+        annotator = backend.annotator
         if annotator is not None and annotator.introspection.layout is None:
             note = annotator.introspection.layout_note
             print(f"{PROG}: note: guest processes not named ({note}); CR3 shown", file=sys.stderr)
@@ -267,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace.add_argument(
         "--raw", action="store_true", help="one raw line per entry and exit, nothing decoded"
+    )
+    trace.add_argument(
+        "--backend",
+        choices=("auto", "gdbstub", "kernel"),
+        default="auto",
+        help="kernel: the Nitro KVM extension (kernel/, KVM domains, raw events); gdbstub: "
+        "QEMU's gdbstub (any QEMU, decodes); auto (default): kernel when the host has the "
+        "extension, the domain runs under KVM and no -e/-p/--comm is given, else gdbstub",
     )
     trace.set_defaults(func=cmd_trace)
 

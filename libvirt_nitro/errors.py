@@ -21,6 +21,7 @@ __all__ = [
     "NoEventLoop",
     "GdbstubError",
     "AlreadyTraced",
+    "NoNitroKvm",
     "GdbstubErrorReply",
     "UnsupportedKernel",
     "MalformedKernelImage",
@@ -104,6 +105,25 @@ class GdbstubError(NitroError):
 
 class AlreadyTraced(NitroError):
     """Another libvirt-nitro tracer (or its guard) holds the domain."""
+
+
+class NoNitroKvm(NitroError):
+    """The kernel backend was asked for, but ``/dev/kvm`` has no Nitro extension
+    (KVM_CHECK_EXTENSION(KVM_CAP_NITRO) is 0: the stock kvm modules), or there is no
+    ``/dev/kvm``. The message names the fix: load the patched modules built from
+    ``kernel/``, or use the gdbstub backend.
+
+    :ivar reason: what was found, without the common prefix and the fix
+    """
+
+    def __init__(
+        self, reason: str = "/dev/kvm does not have it (KVM_CAP_NITRO is 0: stock kvm modules)"
+    ) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the kernel backend needs the Nitro KVM extension: {reason}; load the patched "
+            "kvm modules built from kernel/ (kernel/build.sh), or use --backend gdbstub"
+        )
 
 
 class GdbstubErrorReply(GdbstubError):

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlreadyTraced, InvalidTraceConfig, NitroError
+from ..errors import AlreadyTraced, InvalidTraceConfig, NitroError, NoKvmFds, NoNitroKvm
 from ..linux import syscall_number
 from ..output import EventPrinter
 from .metadata import NAMESPACE, TraceConfig, parse_text
@@ -358,8 +358,8 @@ class Server:
                 slot_count=self.config.ring_slots,
                 decode=self.config.decode,
             )
-        except AlreadyTraced:
-            raise
+        except (AlreadyTraced, NoNitroKvm, NoKvmFds):
+            raise  # waiting does not change these
         except NitroError as exc:
             if now >= self._attach_deadline:
                 raise NitroError(

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from libvirt_nitro.gdbstub.session import RUN_DIR
+from libvirt_nitro.runtime import RUN_DIR
 from libvirt_nitro.service import installer
 from libvirt_nitro.service.hook import LOG_DIR
 from libvirt_nitro.service.metadata import NAMESPACE

@@ -14,8 +14,8 @@ import pytest
 
 from libvirt_nitro import attach
 from libvirt_nitro.errors import DomainNotRunning
-from libvirt_nitro.gdbstub.session import RUN_DIR, acquire_trace_lock
 from libvirt_nitro.linux import syscall_name, syscall_number
+from libvirt_nitro.runtime import RUN_DIR, acquire_trace_lock
 from tests.guest.testguest import TestGuest
 from tests.support import wait_for
 from tests.tracing import syscalls_enabled

@@ -18,11 +18,12 @@ from ..domain.qemu import QemuProcess
 from ..errors import NitroError
 from ..event import fill_from_trap
 from ..ring import Ring
+from ..runtime import acquire_trace_lock
 from ..trap.engine import NitroEngine, TrapEvent
 from .gdbtarget import GdbTarget
 from .guard import Guard
 from .rsp import RspClient
-from .session import GdbstubSession, acquire_trace_lock
+from .session import GdbstubSession
 
 __all__ = ["GdbstubBackend"]
 

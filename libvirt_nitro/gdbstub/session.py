@@ -2,9 +2,8 @@
 
 The stub gives full control of the guest, so its unix socket lives in a directory of its
 own, owned by QEMU's user (QEMU creates the socket) with mode 0700, under a root-owned
-``/run/libvirt-nitro/gdb`` that others may only traverse. A per-domain lock file (flock)
-makes a second tracer of the same domain fail at once; the guard process inherits the lock,
-so it stays held until the guest has been given back.
+``/run/libvirt-nitro/gdb`` that others may only traverse. (The per-domain trace lock is
+:func:`libvirt_nitro.runtime.acquire_trace_lock`.)
 
 libvirt reports success for an HMP command whatever QEMU printed (DESIGN.md §4), so every
 reply text is checked.
@@ -12,42 +11,16 @@ reply text is checked.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..domain import hmp, libvirt_module
-from ..errors import AlreadyTraced, GdbstubError
+from ..errors import GdbstubError
+from ..runtime import RUN_DIR, private_dir
 
-__all__ = ["RUN_DIR", "GdbstubSession", "acquire_trace_lock", "stop_gdbserver"]
-
-#: Root of libvirt-nitro's runtime files.
-RUN_DIR = Path(os.environ.get("LIBVIRT_NITRO_RUN", "/run/libvirt-nitro"))
-
-
-def _private_dir(path: Path, mode: int, uid: int = 0, gid: int = 0) -> Path:
-    path.mkdir(mode=mode, parents=True, exist_ok=True)
-    os.chown(path, uid, gid)
-    os.chmod(path, mode)
-    return path
-
-
-def acquire_trace_lock(uuid: str, name: str) -> int:
-    """Take the per-domain trace lock; return its fd (inheritable, for the guard).
-
-    :raises AlreadyTraced: another tracer or its guard holds it.
-    """
-    locks = _private_dir(RUN_DIR / "trace", 0o700)
-    fd = os.open(locks / f"{uuid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AlreadyTraced(f"domain {name!r} is already being traced by libvirt-nitro") from None
-    return fd
+__all__ = ["GdbstubSession", "stop_gdbserver"]
 
 
 def stop_gdbserver(dom: Any) -> None:
@@ -76,8 +49,8 @@ class GdbstubSession:
             running for another debugger).
         """
         uid, gid = _owner(qemu_pid)
-        parent = _private_dir(RUN_DIR / "gdb", 0o711)
-        directory = _private_dir(parent / uuid, 0o700, uid, gid)
+        parent = private_dir(RUN_DIR / "gdb", 0o711)
+        directory = private_dir(parent / uuid, 0o700, uid, gid)
         socket_path = directory / "gdb.sock"
         socket_path.unlink(missing_ok=True)
         reply = hmp(dom, f"gdbserver unix:{socket_path},server=on,wait=off")

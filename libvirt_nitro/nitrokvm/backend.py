@@ -26,6 +26,7 @@ from ..domain.kvmfds import VM_LINK, find_kvm_fds
 from ..domain.pidfd import pidfd_open
 from ..errors import KvmIoctlError, NitroError, NoKvmFds
 from ..ring import Ring
+from ..runtime import acquire_trace_lock
 from ..tracer import Tracer
 from .capability import require_nitro
 from .nitrofd import NitroFd
@@ -131,8 +132,6 @@ class KernelBackend:
         require_nitro()
         try:
             if self.domain is not None:
-                from ..gdbstub.session import acquire_trace_lock
-
                 self._lock_fd = acquire_trace_lock(*self.domain)
             self._pidfd = pidfd_open(self.pid)
             self._nitro = NitroFd.attach_pid(self._pidfd, self.vm_fd, what=self.what)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..gdbstub.session import RUN_DIR
+from ..runtime import RUN_DIR
 
 __all__ = [
     "SERVE_DIR",

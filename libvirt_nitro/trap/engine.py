@@ -53,6 +53,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Single-steps tried on a native SYSCALL/SYSRET before an unmoved RIP is an error.
+NATIVE_STEP_TRIES = 3
+
 U64 = (1 << 64) - 1
 #: Every RFLAGS bit SYSCALL's FMASK can clear (all but the fixed bit 1).
 FLAG_BITS = 0x3F7FD5
@@ -292,10 +295,16 @@ class NitroEngine:
         target.write_state(vcpu, before)
         target.write_efer(vcpu, facts.efer)
         try:
-            target.step(vcpu)
+            for _ in range(NATIVE_STEP_TRIES):
+                target.step(vcpu)
+                after = target.read_regs(vcpu)
+                # A step that executed nothing (seen once under heavy load, RIP unchanged,
+                # the instruction still pending) is retried: the state is as before it.
+                if after["rip"] != before["rip"]:
+                    break
+                log.debug("vCPU %d: step at %#x executed nothing; again", vcpu, before["rip"])
         finally:
             target.write_efer(vcpu, facts.efer & ~x86.EFER_SCE)
-        after = target.read_regs(vcpu)
         if before["cs"] & 3 == 3:  # a SYSCALL: now in the kernel, at LSTAR or CSTAR
             if after["rcx"] != (before["rip"] + x86.SYSCALL_LEN) & U64:
                 raise NitroError(

@@ -27,12 +27,12 @@ __all__ = [
 
 # Tracer, Event and Ring need the compiled cffi extension: imported on first use so
 # that `import libvirt_nitro` works (and the CLI can say what is missing) without it.
-_LAZY = {"Tracer": "tracer", "Event": "event", "Ring": "ring", "attach": "attachment"}
+_LAZY = {"Tracer": "tracer", "Event": "abi.event", "Ring": "abi.ring", "attach": "attachment"}
 
 if TYPE_CHECKING:
     from .attachment import attach
-    from .event import Event
-    from .ring import Ring
+    from .abi.event import Event
+    from .abi.ring import Ring
     from .tracer import Tracer
 
 

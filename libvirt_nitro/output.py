@@ -31,7 +31,7 @@ _EXEC = frozenset({"execve", "execveat"})
 
 
 class EventPrinter:
-    """Writes each :class:`~libvirt_nitro.event.Event` to *stream*: strace lines (default),
+    """Writes each :class:`~libvirt_nitro.abi.event.Event` to *stream*: strace lines (default),
     raw lines (*raw*), or JSON lines (*as_json*).
 
     Timestamps (CLOCK_MONOTONIC in the event) are printed as wall-clock seconds.

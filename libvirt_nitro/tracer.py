@@ -1,6 +1,6 @@
 """Deliver Nitro events to callbacks on libvirt's event loop, like domain events.
 
-A :class:`Tracer` owns an event :class:`~libvirt_nitro.ring.Ring` that a *backend*
+A :class:`Tracer` owns an event :class:`~libvirt_nitro.abi.ring.Ring` that a *backend*
 fills (the kernel extension, the gdbstub engine, or a test VM) and an eventfd the
 ring signals when it goes non-empty.  The eventfd is registered with
 ``libvirt.virEventAddHandle``; its handler drains the ring and calls every
@@ -20,9 +20,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from .errors import NitroError, NoEventLoop
-from .event import Event
+from .abi.event import Event
 from .event_ids import EVENT_ID_LAST, EVENT_ID_LOST, EVENT_ID_SYSCALL
-from .ring import Ring
+from .abi.ring import Ring
 
 __all__ = [
     "EVENT_ID_SYSCALL",

@@ -10,7 +10,7 @@ with ``jmp *%rcx``.  Its #UD handler writes a marker and halts: it must never ru
 
 :class:`NitroCycle` arms the trap (EFER.SCE cleared, hardware breakpoint on the #UD
 handler through KVM_SET_GUEST_DEBUG) and, for each KVM_EXIT_DEBUG there, builds the
-event from GET_REGS/GET_SREGS/GET_MSRS into a :class:`~libvirt_nitro.ring.Ring`,
+event from GET_REGS/GET_SREGS/GET_MSRS into a :class:`~libvirt_nitro.abi.ring.Ring`,
 completes the SYSCALL architecturally and resumes the guest.
 """
 
@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from libvirt_nitro import x86
-from libvirt_nitro.event import EVENT_SYSCALL, fill_from_kvm
+from libvirt_nitro.abi.event import EVENT_SYSCALL, fill_from_kvm
 from libvirt_nitro.ioctl import Kvm, ffi, lib
-from libvirt_nitro.ring import Ring
+from libvirt_nitro.abi.ring import Ring
 
 __all__ = ["GUEST_ASM", "TestVm", "NitroCycle", "guest_image"]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from ..domain.qemu import QemuProcess
 from ..errors import NitroError
-from ..event import fill_from_trap
-from ..ring import Ring
+from ..abi.event import fill_from_trap
+from ..abi.ring import Ring
 from ..runtime import acquire_trace_lock
 from ..trap.engine import NitroEngine, TrapEvent
 from .gdbtarget import GdbTarget

@@ -25,7 +25,7 @@ from typing import Any
 from ..domain.kvmfds import VM_LINK, find_kvm_fds
 from ..domain.pidfd import pidfd_open
 from ..errors import KvmIoctlError, NitroError, NoKvmFds
-from ..ring import Ring
+from ..abi.ring import Ring
 from ..runtime import acquire_trace_lock
 from ..tracer import Tracer
 from .capability import require_nitro

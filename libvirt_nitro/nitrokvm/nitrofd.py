@@ -2,7 +2,7 @@
 
 :class:`NitroFd` attaches (by pidfd of the VMM, or on a VM fd this process holds), sets
 and reads the trap configuration, wires the eventfd, maps the ring as a
-:class:`~libvirt_nitro.ring.Ring` and, for synchronous delivery, lets a vCPU run on.
+:class:`~libvirt_nitro.abi.ring.Ring` and, for synchronous delivery, lets a vCPU run on.
 
 Closing gives the guest back: the kernel releases every trap and restores each vCPU's
 EFER/SYSENTER_CS when the last reference to the fd goes, and a mapping of the ring is such
@@ -29,7 +29,7 @@ from ..errors import (
     PermissionDenied,
 )
 from ..ioctl import Kvm, KvmFd, ffi, lib
-from ..ring import HEADER_SIZE, Ring
+from ..abi.ring import HEADER_SIZE, Ring
 from .requests import attach_request, continue_request, eventfd_request, trap_config
 
 __all__ = ["NitroFd"]

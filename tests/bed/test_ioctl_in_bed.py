@@ -2,7 +2,7 @@
 
 The same calls the kernel backend makes: KVM_CHECK_EXTENSION(KVM_CAP_NITRO), KVM_NITRO_ATTACH
 on a VM fd, SET/GET_TRAPS, the ring mmap'ed from the nitro fd read through
-:class:`~libvirt_nitro.ring.Ring`, and a nested guest (``tests/kvmvm.py``'s :class:`TestVm`)
+:class:`~libvirt_nitro.abi.ring.Ring`, and a nested guest (``tests/kvmvm.py``'s :class:`TestVm`)
 whose SYSCALL loop is trapped in the kernel, events landing in that ring.
 """
 
@@ -21,9 +21,9 @@ import pytest
 
 from libvirt_nitro import x86
 from libvirt_nitro.errors import KvmIoctlError
-from libvirt_nitro.event import EVENT_SYSCALL, Event
+from libvirt_nitro.abi.event import EVENT_SYSCALL, Event
 from libvirt_nitro.ioctl import Kvm, KvmFd, Vm, ffi, lib
-from libvirt_nitro.ring import EVENT_SIZE, Ring
+from libvirt_nitro.abi.ring import EVENT_SIZE, Ring
 from tests.kvmvm import COUNTER, FAULT_MARKER, UD_MARKER, TestVm
 
 ABI = lib.KVM_NITRO_ABI_VERSION

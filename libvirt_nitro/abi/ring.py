@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .errors import NitroAbiError
-from .ioctl import ffi, lib
+from ..errors import NitroAbiError
+from ..ioctl import ffi, lib
 
 __all__ = ["Ring", "EVENT_SIZE", "HEADER_SIZE", "ABI_VERSION"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import x86
-from .errors import NitroAbiError
-from .ioctl import ffi, lib
+from .. import x86
+from ..errors import NitroAbiError
+from ..ioctl import ffi, lib
 
 __all__ = [
     "Event",

@@ -1,0 +1,23 @@
+"""The Nitro event ABI in Python: ``struct kvm_nitro_event`` (:mod:`.event`) and the ring of
+``kernel/include/uapi/linux/kvm_nitro.h`` (:mod:`.ring`), shared by every backend.
+
+Both need the compiled cffi extension (:mod:`libvirt_nitro.ioctl`).
+"""
+
+from __future__ import annotations
+
+from .event import EVENT_SYSCALL, EVENT_SYSENTER, EVENT_SYSEXIT, EVENT_SYSRET, Event, Regs
+from .ring import ABI_VERSION, EVENT_SIZE, HEADER_SIZE, Ring
+
+__all__ = [
+    "ABI_VERSION",
+    "EVENT_SIZE",
+    "EVENT_SYSCALL",
+    "EVENT_SYSENTER",
+    "EVENT_SYSEXIT",
+    "EVENT_SYSRET",
+    "HEADER_SIZE",
+    "Event",
+    "Regs",
+    "Ring",
+]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from libvirt_nitro.ioctl import lib  # noqa: E402
 from libvirt_nitro.abi.ring import Ring  # noqa: E402
+from libvirt_nitro.ioctl import lib  # noqa: E402
 from tests.kvmvm import NitroCycle, TestVm  # noqa: E402
 
 __all__ = ["bench_nitro", "bench_bare_exit", "main"]

@@ -30,9 +30,9 @@ __all__ = [
 _LAZY = {"Tracer": "tracer", "Event": "abi.event", "Ring": "abi.ring", "attach": "attachment"}
 
 if TYPE_CHECKING:
-    from .attachment import attach
     from .abi.event import Event
     from .abi.ring import Ring
+    from .attachment import attach
     from .tracer import Tracer
 
 

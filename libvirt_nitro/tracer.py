@@ -19,10 +19,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import NitroError, NoEventLoop
 from .abi.event import Event
-from .event_ids import EVENT_ID_LAST, EVENT_ID_LOST, EVENT_ID_SYSCALL
 from .abi.ring import Ring
+from .errors import NitroError, NoEventLoop
+from .event_ids import EVENT_ID_LAST, EVENT_ID_LOST, EVENT_ID_SYSCALL
 
 __all__ = [
     "EVENT_ID_SYSCALL",

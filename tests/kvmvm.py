@@ -27,8 +27,8 @@ from pathlib import Path
 
 from libvirt_nitro import x86
 from libvirt_nitro.abi.event import EVENT_SYSCALL, fill_from_kvm
-from libvirt_nitro.ioctl import Kvm, ffi, lib
 from libvirt_nitro.abi.ring import Ring
+from libvirt_nitro.ioctl import Kvm, ffi, lib
 
 __all__ = ["GUEST_ASM", "TestVm", "NitroCycle", "guest_image"]
 

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from libvirt_nitro import attach
+from libvirt_nitro.abi.event import Event
+from libvirt_nitro.abi.ring import Ring
 from libvirt_nitro.attachment import BACKENDS, choose_backend
 from libvirt_nitro.domain import find_kvm_fds, resolve
 from libvirt_nitro.errors import NoNitroKvm
-from libvirt_nitro.abi.event import Event
 from libvirt_nitro.ioctl import ffi, lib
 from libvirt_nitro.linux import syscall_number
 from libvirt_nitro.nitrokvm import (
@@ -37,7 +38,6 @@ from libvirt_nitro.nitrokvm import (
     trap_names,
 )
 from libvirt_nitro.nitrokvm.nitrofd import _map_over, _privatize
-from libvirt_nitro.abi.ring import Ring
 from libvirt_nitro.runtime import acquire_trace_lock
 from tests.support import require
 from tests.tracing import run_traced_events

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from libvirt_nitro.errors import NitroAbiError
 from libvirt_nitro.abi.event import EVENT_SYSCALL, EVENT_SYSRET, Event
-from libvirt_nitro.ioctl import ffi, lib
 from libvirt_nitro.abi.ring import EVENT_SIZE, Ring
+from libvirt_nitro.errors import NitroAbiError
+from libvirt_nitro.ioctl import ffi, lib
 
 
 def _fill(rax: int, vcpu: int = 0, type: int = EVENT_SYSCALL):

@@ -14,10 +14,10 @@ import os
 import threading
 from typing import Any
 
-from ..domain.qemu import QemuProcess
-from ..errors import NitroError
 from ..abi.event import fill_from_trap
 from ..abi.ring import Ring
+from ..domain.qemu import QemuProcess
+from ..errors import NitroError
 from ..runtime import acquire_trace_lock
 from ..trap.engine import NitroEngine, TrapEvent
 from .gdbtarget import GdbTarget

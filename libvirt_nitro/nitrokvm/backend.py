@@ -22,10 +22,10 @@ import select
 from collections.abc import Iterable
 from typing import Any
 
+from ..abi.ring import Ring
 from ..domain.kvmfds import VM_LINK, find_kvm_fds
 from ..domain.pidfd import pidfd_open
 from ..errors import KvmIoctlError, NitroError, NoKvmFds
-from ..abi.ring import Ring
 from ..runtime import acquire_trace_lock
 from ..tracer import Tracer
 from .capability import require_nitro

@@ -20,6 +20,7 @@ import logging
 import mmap
 from typing import Any
 
+from ..abi.ring import HEADER_SIZE, Ring
 from ..errors import (
     AlreadyTraced,
     KvmIoctlError,
@@ -29,7 +30,6 @@ from ..errors import (
     PermissionDenied,
 )
 from ..ioctl import Kvm, KvmFd, ffi, lib
-from ..abi.ring import HEADER_SIZE, Ring
 from .requests import attach_request, continue_request, eventfd_request, trap_config
 
 __all__ = ["NitroFd"]

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from libvirt_nitro import x86
-from libvirt_nitro.errors import KvmIoctlError
 from libvirt_nitro.abi.event import EVENT_SYSCALL, Event
-from libvirt_nitro.ioctl import Kvm, KvmFd, Vm, ffi, lib
 from libvirt_nitro.abi.ring import EVENT_SIZE, Ring
+from libvirt_nitro.errors import KvmIoctlError
+from libvirt_nitro.ioctl import Kvm, KvmFd, Vm, ffi, lib
 from tests.kvmvm import COUNTER, FAULT_MARKER, UD_MARKER, TestVm
 
 ABI = lib.KVM_NITRO_ABI_VERSION

@@ -6,7 +6,7 @@ under QEMU TCG with ``-cpu max`` (emulated AMD SVM, so KVM runs nested), loads t
 runs, in one boot:
 
 * ``kernel/testbed/nitro_test.c``, which prints one ``name: PASS|FAIL (why)`` line per check:
-  each check named in nitro_test.c is one test here (:data:`CHECKS`);
+  each check named in its sources (``nitro_test*.c``) is one test here (:data:`CHECKS`);
 * ``pytest tests/bed`` of this checkout, with this interpreter, in a chroot into the host's
   root shared read-only over 9p; its JUnit XML comes back through a writable share, and each
   test defined in ``tests/bed/test_*.py`` is one test here (:data:`BED_TESTS`).
@@ -62,8 +62,11 @@ _RESULT = re.compile(r"^(\w+): (PASS|FAIL)(?: \((.*)\))?$")
 
 
 def _checks() -> list[str]:
-    source = (KERNEL / "testbed" / "nitro_test.c").read_text()
-    return ["load_modules", *re.findall(r'^\s*check\("(\w+)"', source, re.M)]
+    """init's ``load_modules`` and each ``check("name", ...)`` line of nitro_test's sources."""
+    names = ["load_modules"]
+    for path in sorted((KERNEL / "testbed").glob("nitro_test*.c")):
+        names += re.findall(r'^\s*check\("(\w+)"', path.read_text(), re.M)
+    return names
 
 
 def _bed_tests() -> list[str]:

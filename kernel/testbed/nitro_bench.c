@@ -31,35 +31,15 @@
  * repetition by repetition; events: consumed by the tracer; bad: events whose rip/rax do
  * not match the guest's SYSCALL), and "nitro_bench: done" or "nitro_bench: FAIL (why)".
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
+#include "testvm.h"
 #include <sched.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
-#include <linux/kvm.h>
-#include <linux/kvm_nitro.h>
 
-/* Guest-physical layout, as nitro_test's: page tables 0x1000-0x3fff (2 MiB identity),
- * GDT 0x4000, IDT 0x5000, TSS 0x6000, code from 0x8000, stack below 0x1f0000. */
-#define G_MEM		0x200000
-#define G_CODE		0x8000
-#define G_STACK		0x1f0000
-#define G_STAR		(0x10ULL << 48 | 0x08ULL << 32)
+/* The guest: testvm.h's nested 64-bit guest and layout, this code at G_CODE. */
 #define PORT_DONE	0x10
 #define PORT_FAULT	0x11
 #define SLOTS		65536		/* the largest ring: one repetition never fills it */
-#define RUN_DEADLINE	120		/* seconds one KVM_RUN may take */
+#define LOOP_DEADLINE	120		/* seconds one KVM_RUN may take */
 
 /* The guest; r12 = iterations.  Copied to G_CODE; only relative jumps inside. */
 __asm__(
@@ -93,9 +73,8 @@ extern const uint8_t guest_start[], guest_end[], g_syscall_loop[], g_syscall_ins
 	g_syscall_entry[], g_cpuid_loop[], g_fault[];
 #define GPA(sym) (G_CODE + (uint64_t)((sym) - guest_start))
 
-static int kvm_fd, vm_fd, vcpu_fd, nitro_fd;
-static uint8_t *mem;
-static struct kvm_run *run;
+static struct guest g;
+static int nitro_fd;
 static struct kvm_nitro_ring_header *ring;
 
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -119,11 +98,6 @@ static void die(const char *fmt, ...)
 		r_;                                                                  \
 	})
 
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
 static void pin(pthread_t thread, int cpu)
 {
 	cpu_set_t set;
@@ -141,77 +115,18 @@ static uint64_t now_ns(void)
 	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static void set_seg(struct kvm_segment *s, uint16_t sel, int code)
+/* The guest: every exception vector to g_fault, LSTAR to g_syscall_entry, FMASK 0. */
+static void guest_setup(void)
 {
-	*s = (struct kvm_segment){
-		.selector = sel, .limit = 0xffffffff, .type = code ? 0xb : 0x3,
-		.present = 1, .s = 1, .l = code, .db = !code, .g = 1,
-	};
-}
-
-static void guest_create(void)
-{
-	struct kvm_userspace_memory_region slot = { .memory_size = G_MEM };
-	struct {
-		struct kvm_cpuid2 c;
-		struct kvm_cpuid_entry2 e[100];
-	} cpuid = { .c.nent = 100 };
-	struct {
-		struct kvm_msrs m;
-		struct kvm_msr_entry e[3];
-	} msrs = { .m.nmsrs = 3, .e = {
-		{ .index = 0xc0000081, .data = G_STAR },
-		{ .index = 0xc0000082, .data = GPA(g_syscall_entry) },
-		{ .index = 0xc0000084, .data = 0 },		/* FMASK */
-	} };
-	struct kvm_sregs sregs;
-	uint64_t *q;
 	int v;
 
-	mem = mmap(NULL, G_MEM, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		die("mmap guest memory: %s", strerror(errno));
-	q = (uint64_t *)mem;
-	q[0x1000 / 8] = 0x2000 | 7;
-	q[0x2000 / 8] = 0x3000 | 7;
-	q[0x3000 / 8] = 0x87;				/* 2 MiB page at 0 */
-	q[0x4000 / 8 + 1] = 0x00af9a000000ffffULL;	/* 0x08: 64-bit code */
-	q[0x4000 / 8 + 2] = 0x00cf92000000ffffULL;	/* 0x10: data */
-	for (v = 0; v < 32; v++) {
-		uint64_t h = GPA(g_fault);
-
-		q[0x5000 / 8 + 2 * v] = (h & 0xffff) | 0x08ULL << 16 | 0x8eULL << 40 |
-					(h >> 16 & 0xffff) << 48;
-	}
-	memcpy(mem + G_CODE, guest_start, guest_end - guest_start);
-	slot.userspace_addr = (uintptr_t)mem;
-
-	vm_fd = CHECK(ioctl(kvm_fd, KVM_CREATE_VM, 0));
-	CHECK(ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &slot));
-	vcpu_fd = CHECK(ioctl(vm_fd, KVM_CREATE_VCPU, 0));
-	CHECK(ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, &cpuid));
-	CHECK(ioctl(vcpu_fd, KVM_SET_CPUID2, &cpuid));
-	run = mmap(NULL, CHECK(ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0)),
-		   PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
-	if (run == MAP_FAILED)
-		die("mmap kvm_run: %s", strerror(errno));
-	CHECK(ioctl(vcpu_fd, KVM_GET_SREGS, &sregs));
-	sregs.cr0 = 0x80050033;		/* PG WP NE ET MP PE */
-	sregs.cr3 = 0x1000;
-	sregs.cr4 = 0x20;		/* PAE */
-	sregs.efer = 0x501;		/* LMA LME SCE */
-	set_seg(&sregs.cs, 0x08, 1);
-	set_seg(&sregs.ds, 0x10, 0);
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	sregs.gdt.base = 0x4000;
-	sregs.gdt.limit = 23;
-	sregs.idt.base = 0x5000;
-	sregs.idt.limit = 32 * 16 - 1;
-	sregs.tr = (struct kvm_segment){ .base = 0x6000, .limit = 0x67, .type = 0xb,
-					 .present = 1 };
-	CHECK(ioctl(vcpu_fd, KVM_SET_SREGS, &sregs));
-	if (ioctl(vcpu_fd, KVM_SET_MSRS, &msrs) != 3)
-		die("KVM_SET_MSRS");
+	if (guest_create(&g))
+		die("%s", failure);
+	for (v = 0; v < 32; v++)
+		guest_gate64(&g, v, GPA(g_fault));
+	memcpy(g.mem + G_CODE, guest_start, guest_end - guest_start);
+	if (guest_long_mode(&g, GPA(g_syscall_loop), GPA(g_syscall_entry), 0))
+		die("%s", failure);
 }
 
 /* Run the loop at @rip for @n iterations; return the nanoseconds KVM_RUN took. */
@@ -220,17 +135,17 @@ static uint64_t guest_loop(uint64_t rip, uint64_t n)
 	struct kvm_regs regs = { .rip = rip, .rflags = 2, .rsp = G_STACK, .r12 = n };
 	uint64_t t0, t1;
 
-	CHECK(ioctl(vcpu_fd, KVM_SET_REGS, &regs));
-	alarm(RUN_DEADLINE);
+	CHECK(ioctl(g.vcpu, KVM_SET_REGS, &regs));
+	alarm(LOOP_DEADLINE);
 	t0 = now_ns();
-	if (ioctl(vcpu_fd, KVM_RUN, 0) < 0)
-		die("KVM_RUN: %s (after %d s?)", strerror(errno), RUN_DEADLINE);
+	if (ioctl(g.vcpu, KVM_RUN, 0) < 0)
+		die("KVM_RUN: %s (after %d s?)", strerror(errno), LOOP_DEADLINE);
 	t1 = now_ns();
 	alarm(0);
-	if (run->exit_reason != KVM_EXIT_IO || run->io.port != PORT_DONE) {
-		CHECK(ioctl(vcpu_fd, KVM_GET_REGS, &regs));
-		die("exit reason %u port %#x at rip %#llx, r12 %llu", run->exit_reason,
-		    run->io.port, regs.rip, regs.r12);
+	if (g.run->exit_reason != KVM_EXIT_IO || g.run->io.port != PORT_DONE) {
+		CHECK(ioctl(g.vcpu, KVM_GET_REGS, &regs));
+		die("exit reason %u port %#x at rip %#llx, r12 %llu", g.run->exit_reason,
+		    g.run->io.port, regs.rip, regs.r12);
 	}
 	return t1 - t0;
 }
@@ -245,12 +160,6 @@ static struct {
 	uint64_t events, bad, next_seq;
 } tracer;
 
-static struct kvm_nitro_event *slot(uint64_t i)
-{
-	return (void *)((uint8_t *)ring + ring->data_offset +
-			(i & (ring->slot_count - 1)) * ring->slot_size);
-}
-
 /* Consume what the ring holds; answer each event in the synchronous modes. */
 static void consume(void)
 {
@@ -258,7 +167,7 @@ static void consume(void)
 	uint64_t c = ring->consumer;
 
 	for (; c < p; c++) {
-		struct kvm_nitro_event *ev = slot(c);
+		struct kvm_nitro_event *ev = slot(ring, c);
 
 		if (tracer.answer) {
 			struct kvm_nitro_continue k = { .seq = ev->seq, .vcpu_id = ev->vcpu_id };
@@ -291,11 +200,9 @@ static void *tracer_main(void *arg)
 
 static void set_traps(uint32_t traps, uint32_t delivery)
 {
-	struct kvm_nitro_trap_config c = {
-		.version = KVM_NITRO_ABI_VERSION, .size = sizeof(c),
-		.traps = traps, .delivery = delivery, .ring_slots = SLOTS,
-	};
+	struct kvm_nitro_trap_config c = traps_req(traps, SLOTS);
 
+	c.delivery = delivery;
 	CHECK(ioctl(nitro_fd, KVM_NITRO_SET_TRAPS, &c));
 }
 
@@ -351,14 +258,10 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	struct kvm_nitro_attach a = {
-		.version = KVM_NITRO_ABI_VERSION, .size = sizeof(a), .pidfd = -1, .vm_fd = -1,
-	};
 	struct sigaction alarm_action = { .sa_handler = on_alarm };
 	struct result res[MODES] = {};
 	uint64_t n = 2000;
 	int repeats = 7, opt, rep, mode, sync_ok;
-	long page = sysconf(_SC_PAGESIZE);
 
 	while ((opt = getopt(argc, argv, "n:r:")) != -1) {
 		if (opt == 'n')
@@ -374,21 +277,18 @@ int main(int argc, char **argv)
 	sigaction(SIGALRM, &alarm_action, NULL);
 	pin(pthread_self(), 0);
 	kvm_fd = CHECK(open("/dev/kvm", O_RDWR | O_CLOEXEC));
-	guest_create();
-	nitro_fd = CHECK(ioctl(vm_fd, KVM_NITRO_ATTACH, &a));
+	guest_setup();
+	nitro_fd = CHECK(attach_on_vm(g.vm));
 	set_traps(0, KVM_NITRO_DELIVERY_ASYNC);
-	ring = mmap(NULL, page + SLOTS * sizeof(struct kvm_nitro_event), PROT_READ | PROT_WRITE,
-		    MAP_SHARED, nitro_fd, KVM_NITRO_RING_PGOFF);
-	if (ring == MAP_FAILED)
-		die("mmap ring: %s", strerror(errno));
+	ring = ring_map(nitro_fd, SLOTS);
+	if (!ring)
+		die("%s", failure);
 
 	/* synchronous delivery, if this kernel has it */
 	{
-		struct kvm_nitro_trap_config c = {
-			.version = KVM_NITRO_ABI_VERSION, .size = sizeof(c), .ring_slots = SLOTS,
-			.traps = KVM_NITRO_TRAP_SYSCALL, .delivery = KVM_NITRO_DELIVERY_SYNC,
-		};
+		struct kvm_nitro_trap_config c = traps_req(KVM_NITRO_TRAP_SYSCALL, SLOTS);
 
+		c.delivery = KVM_NITRO_DELIVERY_SYNC;
 		sync_ok = ioctl(nitro_fd, KVM_NITRO_SET_TRAPS, &c) == 0;
 		if (!sync_ok && errno != EOPNOTSUPP)
 			die("SET_TRAPS(sync): %s", strerror(errno));

@@ -21,14 +21,11 @@ import statistics
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import libvirt
 
-import libvirt  # noqa: E402
-
-from libvirt_nitro import EVENT_ID_SYSCALL, attach  # noqa: E402
-from tests.guest.testguest import (  # noqa: E402
+from libvirt_nitro import EVENT_ID_SYSCALL, attach
+from libvirt_nitro.testing.guest import (
     ControlPort,
     GuestImage,
     TestGuest,
@@ -55,12 +52,12 @@ def traced_loop(dom, port: ControlPort, syscalls: int) -> tuple[float, int, int]
     outcome: dict[str, float] = {}
     worker = threading.Thread(target=lambda: outcome.update(t=timed_loop(port, syscalls)))
     try:
-        packets0, events0 = tracer.backend.packets_sent, events[0]
+        packets0, events0 = tracer.summary()["packets_sent"], events[0]
         worker.start()
         while worker.is_alive():
             libvirt.virEventRunDefaultImpl()
         tracer.dispatch()
-        packets = tracer.backend.packets_sent - packets0
+        packets = tracer.summary()["packets_sent"] - packets0
     finally:
         tracer.close()
     return outcome["t"], events[0] - events0, packets

@@ -24,19 +24,16 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import libvirt
 
-import libvirt  # noqa: E402
-
-from libvirt_nitro.domain import resolve  # noqa: E402
-from libvirt_nitro.gdbstub.gdbtarget import GdbTarget  # noqa: E402
-from libvirt_nitro.gdbstub.rsp import RspClient  # noqa: E402
-from libvirt_nitro.gdbstub.session import GdbstubSession  # noqa: E402
-from libvirt_nitro.memory import CR4_LA57, QemuPhysicalMemory, VirtualMemory  # noqa: E402
-from libvirt_nitro.x86 import IDT_GATE_SIZE, VECTOR_UD, idt_gate_offset  # noqa: E402
-from tests.guest.testguest import GuestImage, TestGuest  # noqa: E402
+from libvirt_nitro.domain import resolve
+from libvirt_nitro.gdbstub.gdbtarget import GdbTarget
+from libvirt_nitro.gdbstub.rsp import RspClient
+from libvirt_nitro.gdbstub.session import GdbstubSession
+from libvirt_nitro.memory import CR4_LA57, QemuPhysicalMemory, VirtualMemory
+from libvirt_nitro.testing.guest import GuestImage, TestGuest
+from libvirt_nitro.x86 import IDT_GATE_SIZE, VECTOR_UD, idt_gate_offset
 
 __all__ = ["main"]
 

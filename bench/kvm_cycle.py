@@ -4,7 +4,7 @@
 Prints events per second and µs per event of
   * the userspace Nitro cycle through libvirt_nitro.ioctl: #UD breakpoint exit,
     GET_REGS + GET_SREGS + GET_MSRS, event into the ring, SYSCALL completed with
-    SET_REGS, KVM_RUN again (tests/kvmvm.py's NitroCycle);
+    SET_REGS, KVM_RUN again (libvirt_nitro.testing.kvmvm's NitroCycle);
   * the same without producing events into the ring (cost of the ring);
   * a bare exit: an OUT loop, one KVM_RUN per exit through the same layer.
 
@@ -16,13 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from libvirt_nitro.abi.ring import Ring  # noqa: E402
-from libvirt_nitro.ioctl import lib  # noqa: E402
-from tests.kvmvm import NitroCycle, TestVm  # noqa: E402
+from libvirt_nitro.abi.ring import Ring
+from libvirt_nitro.ioctl import lib
+from libvirt_nitro.testing.kvmvm import NitroCycle, TestVm
 
 __all__ = ["bench_nitro", "bench_bare_exit", "main"]
 

@@ -119,23 +119,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from .attachment import attach
     from .event_ids import EVENT_ID_LOST, EVENT_ID_SYSCALL
-    from .output import EventPrinter
+    from .output import Printer, formatter_for
 
-    filters, options = _trace_filters(args)
+    trace_filter = _trace_filter(args)
     stream = open(args.output, "w", buffering=1) if args.output else sys.stdout
-    printer = EventPrinter(stream, as_json=args.json, raw=args.raw)
     stop: list[str] = []
-    lost = [0]
-
-    def on_event(_conn: Any, _dom: Any, event: Any, _opaque: Any) -> None:
-        if args.count is None or printer.printed < args.count:
-            printer.write(event)
-        if args.count is not None and printer.printed >= args.count:
-            stop.append("count")
-
-    def on_lost(_conn: Any, _dom: Any, count: int, _opaque: Any) -> None:
-        lost[0] += count
-        print(f"{PROG}: warning: {count} events dropped (ring full)", file=sys.stderr)
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop.append(signal.Signals(signum).name)
@@ -146,65 +134,87 @@ def cmd_trace(args: argparse.Namespace) -> int:
         dom,
         backend=args.backend,
         decode=not args.raw or args.json,
-        filters=filters,
-        decode_options=options,
+        filter=trace_filter,
+        capture_bytes=args.string_limit,
         kernel_image=args.kernel_image,
     )
+    printer = Printer(
+        stream,
+        formatter_for(
+            as_json=args.json,
+            raw=args.raw,
+            decoded=tracer.pipeline.decode,
+            string_limit=args.string_limit,
+        ),
+    )
+
+    def on_event(_conn: Any, _dom: Any, event: Any, _opaque: Any) -> None:
+        if args.count is None or printer.printed < args.count:
+            printer.write(event)
+        if args.count is not None and printer.printed >= args.count:
+            stop.append("count")
+
+    def on_lost(_conn: Any, _dom: Any, count: int, _opaque: Any) -> None:
+        print(f"{PROG}: warning: {count} events dropped (ring full)", file=sys.stderr)
+
     timer = -1
     try:
         tracer.eventRegisterAny(EVENT_ID_SYSCALL, on_event, None)
         tracer.eventRegisterAny(EVENT_ID_LOST, on_lost, None)
-        backend = tracer.backend
-        print(f"{PROG}: tracing {dom.name()} via {backend.name} (Ctrl-C to stop)", file=sys.stderr)
-        backend_note = getattr(backend, "note", None)
-        if backend_note and not args.raw:
-            print(f"{PROG}: note: {backend_note}", file=sys.stderr)
-        annotator = backend.annotator
-        if annotator is not None and annotator.introspection.layout is None:
-            note = annotator.introspection.layout_note
-            print(f"{PROG}: note: guest processes not named ({note}); CR3 shown", file=sys.stderr)
+        print(
+            f"{PROG}: tracing {dom.name()} via {tracer.backend.name} (Ctrl-C to stop)",
+            file=sys.stderr,
+        )
+        if not args.raw:
+            for note in tracer.notes():
+                print(f"{PROG}: note: {note}", file=sys.stderr)
         deadline = None if args.duration is None else time.monotonic() + args.duration
         # The timer wakes the loop so that signals, --duration and a failed backend are seen.
         timer = libvirt.virEventAddTimeout(100, lambda *_: None, None)
-        while not stop and tracer.backend.running:
+        while not stop and tracer.running:
             libvirt.virEventRunDefaultImpl()
             if deadline is not None and time.monotonic() >= deadline:
                 stop.append("duration")
     finally:
         if timer >= 0:
             libvirt.virEventRemoveTimeout(timer)
-        tracer.backend.stop()
+        tracer.stop()
         tracer.dispatch()  # what the ring still holds
         tracer.close()
         if stream is not sys.stdout:
             stream.close()
-        failures = tracer.backend.annotation_failures
-        undecoded = f", {failures} not decoded" if failures else ""
-        print(
-            f"{PROG}: {printer.printed} events, {tracer.ring.dropped} dropped{undecoded}",
-            file=sys.stderr,
-        )
-    if tracer.backend.error is not None:
-        raise NitroError(f"tracing {dom.name()} stopped: {tracer.backend.error}")
+        print(f"{PROG}: {summary_line(printer.printed, tracer.summary())}", file=sys.stderr)
+    if tracer.error is not None:
+        raise NitroError(f"tracing {dom.name()} stopped: {tracer.error}")
     return 0
 
 
-def _trace_filters(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The annotator's filters and decoding options from ``trace``'s arguments."""
-    from .annotate import Filters
-    from .strace import DecodeOptions, parse_trace_expr
+def summary_line(events: int, summary: dict[str, Any]) -> str:
+    """``12 events, 0 dropped, 3 arguments not decoded (ioctl 2, fcntl 1)``: what a trace
+    ends with (*summary* is :meth:`~libvirt_nitro.tracer.Tracer.summary`)."""
+    line = f"{events} events, {summary['dropped']} dropped"
+    failures = summary["not_decoded"]
+    if failures:
+        detail = ", ".join(f"{name} {count}" for name, count in sorted(failures.items()))
+        line += f", {sum(failures.values())} arguments not decoded ({detail})"
+    return line
+
+
+def _trace_filter(args: argparse.Namespace) -> Any:
+    """The :class:`~libvirt_nitro.pipeline.Filter` of ``trace``'s -e, -p and --comm."""
+    from .pipeline import Filter
+    from .strace import parse_trace_expr
 
     syscalls = None
     if args.expr:
         if not args.expr.startswith("trace="):
             raise NitroError(f"-e {args.expr}: only trace=… expressions are supported")
         syscalls = frozenset(parse_trace_expr(args.expr.removeprefix("trace=")))
-    filters = Filters(
+    return Filter(
         syscalls=syscalls,
         pids=frozenset(args.pid) if args.pid else None,
         comms=frozenset(args.comm) if args.comm else None,
     )
-    return filters, DecodeOptions(string_limit=args.string_limit)
 
 
 def _dash(value: object) -> str:
@@ -277,13 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=("auto", "gdbstub", "kernel"),
         default="auto",
-        help="kernel: the Nitro KVM extension (kernel/, KVM domains, raw events); gdbstub: "
-        "QEMU's gdbstub (any QEMU, decodes); auto (default): kernel when the host has the "
-        "extension, the domain runs under KVM and no -e/-p/--comm is given, else gdbstub",
+        help="kernel: the Nitro KVM extension (kernel/, KVM domains, raw events, -e applied "
+        "in the kernel); gdbstub: QEMU's gdbstub (any QEMU, decodes); auto (default): kernel "
+        "when the host has the extension, the domain runs under KVM and no -e/-p/--comm is "
+        "given, else gdbstub",
     )
     trace.set_defaults(func=cmd_trace)
 
-    from .service.cli import register as register_service
+    from .service.verbs import register as register_service
 
     register_service(verbs)  # config, hook, install-hook, serve, status, watch
     return parser

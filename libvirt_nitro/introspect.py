@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import NitroError
-from .memory import QemuPhysicalMemory, VirtualMemory
+from .memory import CR4_LA57, QemuPhysicalMemory, VirtualMemory
 
 __all__ = ["Task", "GuestIntrospection"]
 
@@ -91,6 +91,15 @@ class GuestIntrospection:
     def forget(self) -> None:
         """Drop cached translations (page tables change while the guest runs)."""
         self._memories.clear()
+
+    def at_trap(self, regs: Any) -> tuple[Task | None, VirtualMemory]:
+        """The running task and the memory of the trapping address space, for the registers
+        *regs* of an event (``cr3``, ``cr4``, ``kernel_gs_base``); translations cached before
+        are dropped first (the guest ran since)."""
+        self.forget()
+        la57 = bool(regs.cr4 & CR4_LA57)
+        task = self.current_task(regs.cr3, regs.kernel_gs_base, la57)
+        return task, self.memory(regs.cr3, la57)
 
     def current_task(self, cr3: int, kernel_gs_base: int, la57: bool = False) -> Task | None:
         """The task running on the CPU whose per-CPU base is *kernel_gs_base*, or None when

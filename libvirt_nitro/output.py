@@ -1,132 +1,173 @@
-"""Events as the command line prints them: strace's lines, raw lines, or JSON lines.
+"""Formatters: typed records (:class:`~libvirt_nitro.pipeline.SyscallRecord`) to text.
 
-With annotations (the default: :mod:`libvirt_nitro.annotate`), a call prints as strace
-prints it, once it returned: ``[pid 412 nginx] openat(AT_FDCWD, "/etc/nginx.conf", O_RDONLY)
-= 5``; a call that never returns (``exit_group``) prints at entry with ``= ?``; an entry whose
-exit was never seen prints as ``<unfinished ...>`` when its thread makes its next call (an
-``execve`` that is followed by a call of the same thread succeeded: ``= 0``).
+Every piece of text the command line and the service print is made here, and ``-s`` (the
+string limit) is the formatters' own: the pipeline keeps values as data.
 
-Raw lines (``--raw``, or when events carry no annotation) show each entry and exit:
-syscall number and name, the six argument registers (RDI, RSI, RDX, R10, R8, R9) in hex, the
-return value, CR3 and RIP. JSON lines carry both views.
+- :class:`StraceFormatter`: strace's lines, printed once a call returned: ``[pid 412 nginx]
+  openat(AT_FDCWD, "/etc/nginx.conf", O_RDONLY) = 5``; a call that never returns
+  (``exit_group``) prints at entry with ``= ?``; an entry whose exit was never seen prints as
+  ``<unfinished ...>`` when its thread makes its next call (an ``execve`` that is followed by
+  a call of the same thread succeeded: ``= 0``).
+- :class:`RawFormatter`: one line per entry and exit: syscall number and name, the six
+  argument registers (RDI, RSI, RDX, R10, R8, R9) in hex, the return value, CR3 and RIP.
+- :class:`JsonFormatter`: one JSON object per event, with both views.
+
+:class:`Printer` writes an event's lines to a stream and counts the events.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from .linux import format_return, to_signed64
-from .linux.pairing import SyscallPairer
-from .strace import format_line, strace_name
+from .strace import format_line, render_args
 
-__all__ = ["EventPrinter", "ARG_REGS", "NO_RETURN"]
+__all__ = [
+    "Formatter",
+    "StraceFormatter",
+    "RawFormatter",
+    "JsonFormatter",
+    "Printer",
+    "formatter_for",
+    "NO_RETURN",
+]
 
-#: The x86-64 Linux syscall argument registers, in order.
-ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 #: Calls that do not return to their caller when they succeed.
 NO_RETURN = frozenset({"exit", "exit_group"})
 _EXEC = frozenset({"execve", "execveat"})
 
 
-class EventPrinter:
-    """Writes each :class:`~libvirt_nitro.abi.event.Event` to *stream*: strace lines (default),
-    raw lines (*raw*), or JSON lines (*as_json*).
+class Formatter(Protocol):
+    """Turns one record into the lines to print (possibly none)."""
 
-    Timestamps (CLOCK_MONOTONIC in the event) are printed as wall-clock seconds.
-    ``printed`` counts the events written.
-    """
+    def lines(self, record: Any) -> list[str]:
+        """The lines of *record* (a :class:`~libvirt_nitro.pipeline.SyscallRecord`)."""
+        ...
 
-    def __init__(self, stream: IO[str] | None, as_json: bool = False, raw: bool = False):
-        self.stream = stream
-        self.as_json = as_json
-        self.raw = raw
-        self.pairer = SyscallPairer()
-        self.printed = 0
+
+class StraceFormatter:
+    """strace's lines, strings cut at *string_limit* bytes (``-s``)."""
+
+    def __init__(self, string_limit: int = 32):
+        self.string_limit = string_limit
+
+    def lines(self, record: Any) -> list[str]:
+        """The strace lines *record* completes, each prefixed with its task."""
+        return [f"{_prefix(task, record.cr3)} {text}" for task, text in self.calls(record)]
+
+    def calls(self, record: Any) -> list[tuple[Any, str]]:
+        """The calls *record* lets strace's form print, as (task, ``"name(args) = ret"``):
+        an exit prints its call, an entry of a call that never returns prints it with
+        ``= ?``, and an earlier entry of the same thread whose exit was missed comes first."""
+        calls = []
+        unfinished = record.unfinished
+        if unfinished is not None:
+            # An execve whose thread runs on succeeded: the new program started.
+            ret = "0" if unfinished.name in _EXEC else None
+            text = format_line(unfinished.name, self._args(unfinished), ret)
+            calls.append((unfinished.task, text if ret else text + ")"))
+        if record.direction == "enter":
+            if record.name in NO_RETURN:
+                calls.append((record.task, format_line(record.name, self._args(record), "?")))
+        else:
+            text = format_line(record.name or "?", self._args(record), record.ret_text)
+            calls.append((record.task, text))
+        return calls
+
+    def _args(self, record: Any) -> str:
+        if record.values is None:
+            return "?"
+        return render_args(record.values, self.string_limit)
+
+
+class RawFormatter:
+    """One raw line per entry and exit; nothing decoded."""
+
+    def lines(self, record: Any) -> list[str]:
+        """``[vcpu 0] enter openat(0xffffff9c, 0x4a2010, ...) nr=257 cr3=… rip=…``, or the
+        exit's ``… openat = 3 nr=257 …``."""
+        head = f"[vcpu {record.vcpu}] {record.direction:<5}"
+        tail = f"cr3={record.cr3:#x} rip={record.rip:#x}"
+        if record.direction == "enter":
+            args = ", ".join(f"{arg:#x}" for arg in record.args)
+            return [f"{head} {record.name}({args}) nr={record.nr} {tail}"]
+        name = record.name or "?"
+        nr = "?" if record.nr is None else record.nr
+        return [f"{head} {name} = {record.ret_text} nr={nr} {tail}"]
+
+
+class JsonFormatter:
+    """JSON lines: ``vcpu``, ``direction``, ``nr``, ``name``, ``args`` (entries: the six
+    argument registers), ``ret`` (exits, signed), ``cr3``, ``rip``, ``time`` (wall-clock
+    seconds); with *decoded*, also ``pid``, ``tid``, ``comm``, ``args_decoded`` and
+    ``ret_decoded`` (exits), strings cut at *string_limit* bytes."""
+
+    def __init__(self, string_limit: int = 32, decoded: bool = True):
+        self.string_limit = string_limit
+        self.decoded = decoded
         self._wall_offset = time.time() - time.monotonic_ns() / 1e9
 
-    def record(self, event: Any) -> dict[str, Any]:
-        """The JSON record of *event*: vcpu, direction, nr, name, args (entries), ret (exits),
-        cr3, rip, time; and with an annotation pid, tid, comm, args_decoded, ret_decoded
-        (exits)."""
-        regs = event.regs
-        record: dict[str, Any] = {
-            "vcpu": event.vcpu,
-            "direction": event.direction,
-            "cr3": regs.cr3,
-            "rip": regs.rip,
-            "time": round(self._wall_offset + event.timestamp_ns / 1e9, 6),
+    def as_dict(self, record: Any) -> dict[str, Any]:
+        """The JSON object of *record*."""
+        out: dict[str, Any] = {
+            "vcpu": record.vcpu,
+            "direction": record.direction,
+            "cr3": record.cr3,
+            "rip": record.rip,
+            "time": round(self._wall_offset + record.timestamp_ns / 1e9, 6),
         }
-        if event.direction == "enter":
-            nr = regs.rax
-            self.pairer.enter(regs.cr3, regs.rsp, regs.rip, nr)
-            record["args"] = [getattr(regs, name) for name in ARG_REGS]
+        if record.direction == "enter":
+            out["args"] = list(record.args)
         else:
-            nr = self.pairer.exit(regs.cr3, regs.rsp, regs.rcx)
-            record["ret"] = to_signed64(regs.rax)
-        note = event.annotation
-        if note is not None:
-            if note.nr is not None:
-                nr = note.nr
-            task = note.task
-            record.update(
+            out["ret"] = record.ret
+        if self.decoded:
+            task = record.task
+            out.update(
                 pid=task.pid if task else None,
                 tid=task.tid if task else None,
                 comm=task.comm if task else None,
-                args_decoded=note.args_text,
+                args_decoded="?"
+                if record.values is None
+                else render_args(record.values, self.string_limit),
             )
-            if event.direction == "exit":
-                record["ret_decoded"] = note.ret_text
-        record["nr"] = nr
-        record["name"] = strace_name(nr) if nr is not None else None
-        return record
+            if record.direction == "exit":
+                out["ret_decoded"] = record.ret_text
+        out["nr"] = record.nr
+        out["name"] = record.name
+        return out
+
+    def lines(self, record: Any) -> list[str]:
+        """One JSON line."""
+        return [json.dumps(self.as_dict(record))]
+
+
+def formatter_for(
+    *, as_json: bool = False, raw: bool = False, decoded: bool = True, string_limit: int = 32
+) -> Formatter:
+    """The formatter of the command line's options: JSON (*as_json*), raw lines (*raw*, or
+    when records are not *decoded*), else strace's lines."""
+    if as_json:
+        return JsonFormatter(string_limit, decoded=decoded)
+    if raw or not decoded:
+        return RawFormatter()
+    return StraceFormatter(string_limit)
+
+
+class Printer:
+    """Writes each event's record through *formatter* to *stream*; ``printed`` counts the
+    events written (an entry that strace's form prints later counts too)."""
+
+    def __init__(self, stream: IO[str], formatter: Formatter):
+        self.stream = stream
+        self.formatter = formatter
+        self.printed = 0
 
     def write(self, event: Any) -> None:
-        """Print one event (an exit, in strace form, prints its whole call)."""
-        assert self.stream is not None
+        """Print *event* (an :class:`~libvirt_nitro.abi.event.Event` with its record)."""
         self.printed += 1
-        if self.as_json:
-            self.stream.write(json.dumps(self.record(event)) + "\n")
-        elif self.raw or event.annotation is None:
-            self.stream.write(self._raw_line(event) + "\n")
-        else:
-            for line in self._strace_lines(event):
-                self.stream.write(line + "\n")
-
-    def _raw_line(self, event: Any) -> str:
-        record = self.record(event)
-        head = f"[vcpu {record['vcpu']}] {record['direction']:<5}"
-        tail = f"cr3={record['cr3']:#x} rip={record['rip']:#x}"
-        if record["direction"] == "enter":
-            args = ", ".join(f"{arg:#x}" for arg in record["args"])
-            return f"{head} {record['name']}({args}) nr={record['nr']} {tail}"
-        name = record["name"] or "?"
-        nr = "?" if record["nr"] is None else record["nr"]
-        return f"{head} {name} = {format_return(event.regs.rax)} nr={nr} {tail}"
-
-    def _strace_lines(self, event: Any) -> list[str]:
-        prefix = _prefix(event.annotation.task, event.regs.cr3)
-        return [f"{prefix} {text}" for _task, text in self.calls(event)]
-
-    def calls(self, event: Any) -> list[tuple[Any, str]]:
-        """The calls *event* lets strace's form print, as (task, ``"name(args) = ret"``):
-        an exit prints its call, an entry of a call that never returns prints it with
-        ``= ?``, and an earlier entry of the same thread whose exit was missed comes first."""
-        note = event.annotation
-        calls = []
-        if note.orphan is not None:
-            orphan = note.orphan
-            # An execve whose thread runs on succeeded: the new program started.
-            ret = "0" if orphan.name in _EXEC else None
-            text = format_line(orphan.name, orphan.args_text, ret)
-            calls.append((orphan.task, text if ret else text + ")"))
-        if event.direction == "enter":
-            if note.name in NO_RETURN:
-                calls.append((note.task, format_line(note.name, note.args_text, "?")))
-        else:
-            calls.append((note.task, format_line(note.name or "?", note.args_text, note.ret_text)))
-        return calls
+        for line in self.formatter.lines(event.record):
+            self.stream.write(line + "\n")
 
 
 def _prefix(task: Any, cr3: int) -> str:

@@ -1,8 +1,9 @@
 """Deliver Nitro events to callbacks on libvirt's event loop, like domain events.
 
 A :class:`Tracer` owns an event :class:`~libvirt_nitro.abi.ring.Ring` that a *backend*
-fills (the kernel extension, the gdbstub engine, or a test VM) and an eventfd the
-ring signals when it goes non-empty.  The eventfd is registered with
+(:class:`~libvirt_nitro.backend.Backend`: the kernel extension, the gdbstub engine, or a test
+VM) fills, the :class:`~libvirt_nitro.pipeline.Pipeline` that makes each event's record, and
+an eventfd the ring signals when it goes non-empty.  The eventfd is registered with
 ``libvirt.virEventAddHandle``; its handler drains the ring and calls every
 callback registered with :meth:`Tracer.eventRegisterAny` as
 ``callback(conn, dom, event, opaque)``, so callbacks run on whatever thread runs
@@ -17,18 +18,21 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .abi.event import Event
 from .abi.ring import Ring
 from .errors import NitroError, NoEventLoop
 from .event_ids import EVENT_ID_LAST, EVENT_ID_LOST, EVENT_ID_SYSCALL
 
+if TYPE_CHECKING:
+    from .backend import Backend
+    from .pipeline import Pipeline
+
 __all__ = [
     "EVENT_ID_SYSCALL",
     "EVENT_ID_LOST",
     "EVENT_ID_LAST",
-    "Backend",
     "Tracer",
     "EventCallback",
 ]
@@ -39,23 +43,17 @@ EventCallback = Callable[[Any, Any, Any, Any], None]
 _Entry = tuple[int, EventCallback, Any]
 
 
-class Backend(Protocol):
-    """Something that produces ``struct kvm_nitro_event`` into a ring."""
-
-    def start(self, ring: Ring) -> None:
-        """Begin producing events into *ring* (returns once armed)."""
-
-    def stop(self) -> None:
-        """Stop producing and give the guest back untraced; idempotent."""
-
-
 class Tracer:
     """Events of one traced VM, delivered through libvirt's event loop.
 
     *conn* and *dom* are what callbacks receive as their first two arguments (a
     ``virConnect`` and ``virDomain``, or None).  *backend* is started by
     :meth:`start` and stopped by :meth:`close`; *ring* defaults to a new
-    :class:`Ring` of *slot_count* slots.
+    :class:`Ring` of *slot_count* slots.  With a *pipeline*, each event reaches the
+    callbacks with its ``record`` (made at the trap by a backend that
+    :attr:`~libvirt_nitro.backend.Backend.decodes_at_trap`, else here as the ring is
+    drained), and events its filter drops do not reach them.  Build it with
+    :func:`~libvirt_nitro.attachment.attach`.
     """
 
     def __init__(
@@ -66,10 +64,14 @@ class Tracer:
         backend: Backend | None = None,
         ring: Ring | None = None,
         slot_count: int = 4096,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.conn = conn
         self.dom = dom
         self.backend = backend
+        self.pipeline = pipeline
+        decodes_at_trap = backend is not None and backend.decodes_at_trap
+        self._decoder = pipeline if pipeline is not None and not decodes_at_trap else None
         self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.ring = ring if ring is not None else Ring(slot_count)
         self.ring.notify_fd = self._efd
@@ -136,14 +138,40 @@ class Tracer:
     def start(self) -> None:
         """Start the backend producing into the ring (once)."""
         if not self._started and self.backend is not None:
-            self.backend.start(self.ring)
+            self.backend.start(self.ring, self.pipeline)
         self._started = True
 
-    def close(self) -> None:
-        """Stop the backend, remove the loop handle and close the eventfd; idempotent."""
+    @property
+    def running(self) -> bool:
+        """True while the backend traces the guest."""
+        return self.backend is not None and self._started and self.backend.running
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why tracing ended on its own, else None."""
+        return None if self.backend is None else self.backend.error
+
+    def stop(self) -> None:
+        """Give the guest back (stop the backend); the ring keeps what it holds, for a last
+        :meth:`dispatch`. Idempotent."""
         if self.backend is not None and self._started:
             self.backend.stop()
         self._started = False
+
+    def summary(self) -> dict[str, Any]:
+        """The trace's figures: ``dropped`` (ring overflow), ``not_decoded`` (decoder
+        failures by call name), and the backend's own counters."""
+        failures = dict(self.pipeline.failures) if self.pipeline is not None else {}
+        counters = self.backend.counters() if self.backend is not None else {}
+        return {"dropped": self.ring.dropped, "not_decoded": failures, **counters}
+
+    def notes(self) -> list[str]:
+        """What the user should know about this trace (the backend's notes)."""
+        return self.backend.notes() if self.backend is not None else []
+
+    def close(self) -> None:
+        """Stop the backend, remove the loop handle and close the eventfd; idempotent."""
+        self.stop()
         if self._watch is not None:
             import libvirt
 
@@ -173,7 +201,7 @@ class Tracer:
     def dispatch(self, limit: int | None = None) -> int:
         """Drain the ring (up to *limit* events) into the callbacks; return the number of
         events drained.  Called by the loop handler; callable directly as well."""
-        raws, lost = self.ring.drain(limit)
+        slots, lost = self.ring.drain_with_payloads(limit)
         with self._lock:
             self._dispatching = True
             active = list(self._callbacks.items())
@@ -181,11 +209,13 @@ class Tracer:
             if lost:
                 self.lost += lost
                 self._deliver(active, EVENT_ID_LOST, lost)
-            take_annotation = getattr(self.backend, "take_annotation", None)
-            for raw in raws:
+            for raw, record in slots:
                 event = Event(raw)
-                if take_annotation is not None:
-                    event.annotation = take_annotation(event.seq)
+                if self._decoder is not None:
+                    record = self._decoder.process(event)
+                    if record is None:
+                        continue  # the filter dropped it
+                event.record = record
                 self._deliver(active, EVENT_ID_SYSCALL, event)
         finally:
             with self._lock:
@@ -193,7 +223,7 @@ class Tracer:
                 for cid in self._dead:
                     self._callbacks.pop(cid, None)
                 self._dead.clear()
-        return len(raws)
+        return len(slots)
 
     def _deliver(
         self, active: list[tuple[int, tuple[int, EventCallback, Any]]], eid: int, arg: Any

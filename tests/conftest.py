@@ -1,4 +1,4 @@
-"""Fixtures: a libvirt connection and real test guests (see tests/guest/).
+"""Fixtures: a libvirt connection and real test guests (:mod:`libvirt_nitro.testing.guest`).
 
 The guests are transient libvirt domains named ``nitro-test-*``; they are destroyed when the
 fixture ends, whatever the tests did, and stale ones from a killed run are destroyed first.
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.guest.testguest import GuestImage, TestGuest
+from libvirt_nitro.testing.guest import GuestImage, TestGuest
 from tests.support import require
 
 URI = "qemu:///system"
@@ -90,7 +90,7 @@ def kvm_guest(conn: Any, guest_image: GuestImage) -> Iterator[TestGuest]:
 @pytest.fixture
 def inactive_domain(conn: Any, guest_image: GuestImage) -> Iterator[Any]:
     """A defined but never started (persistent) test domain."""
-    from tests.guest.testguest import domain_xml
+    from libvirt_nitro.testing.guest import domain_xml
 
     dom = conn.defineXML(domain_xml(f"{PREFIX}off-{os.getpid()}", guest_image))
     try:

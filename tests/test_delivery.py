@@ -15,8 +15,8 @@ import pytest
 import libvirt_nitro
 from libvirt_nitro.errors import NitroError
 from libvirt_nitro.ioctl import lib
+from libvirt_nitro.testing.kvmvm import NitroCycle, TestVm
 from libvirt_nitro.tracer import EVENT_ID_LOST, EVENT_ID_SYSCALL, Tracer
-from tests.kvmvm import NitroCycle, TestVm
 from tests.support import require, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

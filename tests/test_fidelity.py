@@ -82,13 +82,13 @@ def test_same_calls_as_strace_in_the_guest(libvirt_loop, tcg_guest) -> None:
     workload_pids = sorted(inside)
     assert len(workload_pids) == 3  # the workload and its fork and ud2 children
 
-    from libvirt_nitro.output import EventPrinter
+    from libvirt_nitro.output import StraceFormatter
 
-    printer = EventPrinter(None)
+    formatter = StraceFormatter()
     ours: list[tuple[int, str]] = []
     for event in events:
-        assert event.annotation is not None
-        for task, text in printer.calls(event):
+        assert event.record is not None
+        for task, text in formatter.calls(event.record):
             if task is not None and task.pid in workload_pids:
                 ours.append((task.tid, text))
     outside = nitro_calls(ours)

@@ -13,7 +13,16 @@ from libvirt_nitro.abi.event import EVENT_SYSCALL, Event
 from libvirt_nitro.abi.ring import Ring
 from libvirt_nitro.errors import KvmIoctlError, NitroError
 from libvirt_nitro.ioctl import Kvm, Vcpu, Vm, ioctl_raw, lib
-from tests.kvmvm import COUNTER, EFER_SEEN, FAULT_MARKER, FMASK, STAR, UD_MARKER, NitroCycle, TestVm
+from libvirt_nitro.testing.kvmvm import (
+    COUNTER,
+    EFER_SEEN,
+    FAULT_MARKER,
+    FMASK,
+    STAR,
+    UD_MARKER,
+    NitroCycle,
+    TestVm,
+)
 from tests.support import require
 
 

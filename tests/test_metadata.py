@@ -11,9 +11,10 @@ from lxml import etree
 
 from libvirt_nitro.errors import InvalidTraceConfig, MalformedDomainXml
 from libvirt_nitro.linux import syscall_number
+from libvirt_nitro.pipeline import Filter
+from libvirt_nitro.service.journal import JournalFormatter
 from libvirt_nitro.service.metadata import (
     NAMESPACE,
-    SYSCALL_CLASSES,
     TraceConfig,
     find_in_domain_xml,
     from_libvirt,
@@ -21,7 +22,8 @@ from libvirt_nitro.service.metadata import (
     parse_text,
     to_libvirt,
 )
-from libvirt_nitro.service.serve import JournalFormatter, RotatingWriter
+from libvirt_nitro.service.rotation import RotatingWriter
+from libvirt_nitro.strace import CLASSES, parse_trace_expr
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "xml" / "examples").glob("*.xml"))
@@ -56,15 +58,25 @@ def test_everything_parsed() -> None:
     config = parse_text(
         element(
             '<nitro:syscalls><nitro:class name="memory"/><nitro:syscall name="getpid"/>'
-            '</nitro:syscalls><nitro:processes><nitro:process cr3="0x1A2000"/></nitro:processes>'
+            "</nitro:syscalls><nitro:processes>"
+            '<nitro:process cr3="0x1A2000"/><nitro:process pid="412"/>'
+            '<nitro:process comm="nginx"/><nitro:process comm="sshd"/>'
+            "</nitro:processes>"
             '<nitro:output path="/tmp/x.jsonl" format="text" decode="raw" max-bytes="8192"'
             ' max-files="3"/>'
             '<nitro:limits ring-slots="256" max-events="10"/>',
             'backend="gdbstub" mode="async"',
         )
     )
-    assert config.syscalls == SYSCALL_CLASSES["memory"] | {"getpid"}
+    assert config.syscalls == CLASSES["%memory"] | {"getpid"}
     assert config.cr3s == {0x1A2000}
+    assert (config.pids, config.comms) == ({412}, {"nginx", "sshd"})
+    assert config.filter() == Filter(
+        syscalls=frozenset(parse_trace_expr("%memory,getpid")),
+        pids=frozenset({412}),
+        comms=frozenset({"nginx", "sshd"}),
+        cr3s=frozenset({0x1A2000}),
+    )
     assert (config.output_path, config.output_format) == ("/tmp/x.jsonl", "text")
     assert config.decode is False
     assert (config.max_bytes, config.max_files) == (8192, 3)
@@ -125,9 +137,33 @@ def test_libvirt_round_trip() -> None:
 
 
 def test_classes_are_syscalls_of_the_table() -> None:
-    for name, members in SYSCALL_CLASSES.items():
+    for name, members in CLASSES.items():
         unknown = [member for member in members if syscall_number(member) is None]
         assert not unknown, (name, unknown)
+
+
+def class_names() -> list[str]:
+    rng = etree.parse(str(ROOT / "xml" / "nitro.rng"))
+    path = "//r:element[@name='class']/r:attribute/r:choice/r:value"
+    return rng.xpath(path, namespaces={"r": "http://relaxng.org/ns/structure/1.0"})
+
+
+@pytest.mark.parametrize("name", [value.text for value in class_names()])
+def test_a_class_element_selects_what_the_trace_expression_does(name: str) -> None:
+    """``<nitro:class name="file"/>`` and ``-e trace=%file`` select the same calls."""
+    config = parse_text(element(f'<nitro:syscalls><nitro:class name="{name}"/></nitro:syscalls>'))
+    assert config.filter().syscalls == frozenset(parse_trace_expr(f"trace=%{name}"))
+    assert config.filter().syscalls  # a class that selects nothing would hide a typo
+
+
+@pytest.mark.parametrize(
+    "process",
+    ['pid="0"', 'comm=""', 'comm="sixteen-bytes-xx"', 'cr3="28dc000"', "", 'pid="1" comm="x"'],
+)
+def test_bad_process_selectors_are_refused(process: str) -> None:
+    text = element(f"<nitro:processes><nitro:process {process}/></nitro:processes>")
+    with pytest.raises(InvalidTraceConfig, match="nitro.rng"):
+        parse_text(text)
 
 
 def test_rotation_keeps_n_files_of_m_bytes(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from libvirt_nitro.service import installer
 from libvirt_nitro.service.hook import LOG_DIR
 from libvirt_nitro.service.metadata import NAMESPACE
 from libvirt_nitro.service.status import holder_pid, signal_holder
-from tests.guest.testguest import (
+from libvirt_nitro.testing.guest import (
     ControlPort,
     GuestImage,
     TestGuest,
@@ -245,12 +245,16 @@ def test_removing_the_element_stops_tracing(guest) -> None:
 
 
 def test_adding_the_element_to_a_running_domain_starts_tracing(guest, tmp_path: Path) -> None:
-    """The watcher (started by the hook) sees the metadata-change event."""
+    """The watcher (started by the hook) sees the metadata-change event; the element's
+    filter selects calls by name and processes by command name, as -e and --comm do."""
     assert holder_pid("watch") is not None
     element = tmp_path / "trace.xml"
     element.write_text(
         trace_element(
-            guest.output, '<nitro:syscalls><nitro:syscall name="getpid"/></nitro:syscalls>'
+            guest.output,
+            '<nitro:syscalls><nitro:syscall name="getpid"/></nitro:syscalls>'
+            '<nitro:processes><nitro:process comm="workload"/></nitro:processes>',
+            decode="strace",
         )
     )
     before = len(records(guest.output))
@@ -259,7 +263,9 @@ def test_adding_the_element_to_a_running_domain_starts_tracing(guest, tmp_path: 
     wait_for(lambda: (status_of(guest.uuid) or {}).get("state") == "tracing", "tracing", 120)
     guest.run("getpid", "4", timeout=300)
     wait_for(lambda: len(records(guest.output)) - before >= 8, "getpid events", timeout=60)
-    assert {record["name"] for record in records(guest.output)[before:]} == {"getpid"}
+    written = records(guest.output)[before:]
+    assert {record["name"] for record in written} == {"getpid"}
+    assert {record["comm"] for record in written} == {"workload"}
 
 
 def test_broken_element_does_not_stop_the_domain(conn, guest_image, hook, tmp_path) -> None:
@@ -300,7 +306,7 @@ def test_stopping_the_domain_ends_its_server(conn, guest_image, hook, tmp_path) 
     wait_for(lambda: holder_pid(uuid) is None, "the server to exit", timeout=30)
     log = _text(LOG_DIR / f"serve-{name}.log").splitlines()
     assert any("stopping: the domain stopped" in line for line in log), log
-    assert log[-1].startswith("<6>") and log[-1].endswith(" dropped"), log
+    assert log[-1].startswith("<6>") and log[-1].endswith(" 0 arguments not decoded"), log
     assert status_of(uuid) is None
 
 

@@ -18,6 +18,8 @@ from libvirt_nitro.strace import (
     decode_exit,
     format_line,
     parse_trace_expr,
+    render_args,
+    reread_unreadable,
     syscall_class,
 )
 from libvirt_nitro.strace.quote import quote
@@ -54,15 +56,17 @@ def err(errno: int) -> int:
     return u64(-errno)
 
 
-def trace(name, args, ret, entry=None, exit=None, options=None):
-    """One strace line: decode at entry with *entry* memory, at exit with *exit* memory
-    (the same as *entry* unless given)."""
-    options = options or DecodeOptions()
+def trace(name, args, ret, entry=None, exit=None, string_limit=32, captured=None):
+    """One strace line with ``-s`` *string_limit*: decode at entry with *entry* memory, at
+    exit with *exit* memory (the same as *entry* unless given), reading *captured* bytes of
+    each string (default: *string_limit*)."""
+    options = DecodeOptions(capture_bytes=string_limit if captured is None else captured)
     nr = name if isinstance(name, int) else syscall_number(name)
     entry_mem = FakeMemory(entry) if entry is not None else None
     exit_mem = FakeMemory(exit) if exit is not None else entry_mem
     call = decode_entry(nr, list(args) + [0] * (6 - len(args)), entry_mem, options)
-    return format_line(call.name, *decode_exit(call, u64(ret), exit_mem, options))
+    values, ret_text = decode_exit(call, u64(ret), exit_mem, options)
+    return format_line(call.name, render_args(values, string_limit), ret_text)
 
 
 def stat_buf(mode, size=0, rdev=0):
@@ -114,10 +118,11 @@ def test_open():
 def test_read_buffer_is_decoded_at_exit():
     options = DecodeOptions()
     call = decode_entry(0, [3, 0x2000, 4096, 0, 0, 0], FakeMemory({}), options)
-    assert call.entry_text == ["3", None, "4096"]
-    assert format_line(call.name, call.entry_args_text(), None) == "read(3,  <unfinished ...>"
-    args, ret = decode_exit(call, 1297, FakeMemory({0x2000: PASSWD}), options)
-    assert format_line(call.name, args, ret) == (
+    assert call.entry_values == ["3", None, "4096"]
+    unfinished = format_line(call.name, render_args(call.entry_values, 32), None)
+    assert unfinished == "read(3,  <unfinished ...>"
+    values, ret = decode_exit(call, 1297, FakeMemory({0x2000: PASSWD}), options)
+    assert format_line(call.name, render_args(values, 32), ret) == (
         'read(3, "root:x:0:0:root:/root:/bin/bash\\n"..., 4096) = 1297'
     )
 
@@ -149,10 +154,33 @@ def test_write_escapes_and_truncation():
 
 def test_string_limit_option():
     mem = {0x1000: b"0123456789"}
-    line = trace("write", [1, 0x1000, 10], 10, mem, options=DecodeOptions(string_limit=4))
+    line = trace("write", [1, 0x1000, 10], 10, mem, string_limit=4)
     assert line == 'write(1, "0123"..., 10) = 10'
-    line = trace("write", [1, 0x1000, 4], 4, mem, options=DecodeOptions(string_limit=4))
+    line = trace("write", [1, 0x1000, 4], 4, mem, string_limit=4)
     assert line == 'write(1, "0123", 4) = 4'
+
+
+def test_the_string_limit_is_the_formatters_not_the_decoders():
+    # Read once with a large budget, printed with any -s up to it: the same lines as a
+    # decoder that read exactly -s bytes.
+    strings = {0x1000: b"0123456789", 0x2000: b"abcd\0", 0x3000: b"abc\0"}
+    for limit in (0, 3, 4, 5, 10, 32):
+        for args, ret in (([1, 0x1000, 10], 10), ([1, 0x1000, 4], 4)):
+            exact = trace("write", args, ret, strings, string_limit=limit)
+            assert trace("write", args, ret, strings, string_limit=limit, captured=64) == exact
+        argv = {0x1000: b"/bin/x\0", **_argv(0x9000, [b"abcd", b"abc", b"", b"0123456789"])}
+        exact = trace("execve", [0x1000, 0x9000, 0], 0, argv, string_limit=limit)
+        wide = trace("execve", [0x1000, 0x9000, 0], 0, argv, string_limit=limit, captured=64)
+        assert wide == exact, limit
+
+
+def test_an_unreadable_argument_is_data_and_read_again_at_exit():
+    options = DecodeOptions()
+    call = decode_entry(257, [AT_FDCWD, 0x1000, 0, 0, 0, 0], FakeMemory({}), options)
+    assert render_args(call.entry_values, 32) == "AT_FDCWD, 0x1000, O_RDONLY"
+    again = reread_unreadable(call, FakeMemory({0x1000: b"/etc/passwd\0"}), options)
+    assert render_args(again.entry_values, 32) == 'AT_FDCWD, "/etc/passwd", O_RDONLY'
+    assert reread_unreadable(again, FakeMemory({}), options) is again
 
 
 def test_quote():
@@ -302,8 +330,8 @@ def test_execve():
     # Decoded at entry: after a successful exec the old memory is gone.
     options = DecodeOptions()
     call = decode_entry(59, [0x1000, 0x10000, 0x7FFC1A138560, 0, 0, 0], FakeMemory(mem), options)
-    args, ret = decode_exit(call, err(2), None, options)
-    assert format_line(call.name, args, ret) == (
+    values, ret = decode_exit(call, err(2), None, options)
+    assert format_line(call.name, render_args(values, 32), ret) == (
         'execve("/nonexistent", ["ls", "-l", "a\\nb"], 0x7ffc1a138560 /* 2 vars */) = '
         "-1 ENOENT (No such file or directory)"
     )
@@ -314,9 +342,9 @@ def test_execve():
         'execve("/nonexistent", NULL, NULL) = -1 ENOENT (No such file or directory)'
     )
     many = _argv(0x20000, [b"x"] * 5)
-    assert trace(
-        "execve", [0x1000, 0x20000, 0], 0, {**mem, **many}, options=DecodeOptions(string_limit=3)
-    ) == ('execve("/nonexistent", ["x", "x", "x", ...], NULL) = 0')
+    assert trace("execve", [0x1000, 0x20000, 0], 0, {**mem, **many}, string_limit=3) == (
+        'execve("/nonexistent", ["x", "x", "x", ...], NULL) = 0'
+    )
 
 
 def test_exits():
@@ -425,7 +453,7 @@ def test_path_calls():
 
 def test_paths_are_not_cut_at_the_string_limit():
     long = b"/" + b"d" * 60
-    line = trace("chdir", [0x1000], 0, {0x1000: long + b"\0"}, options=DecodeOptions(4))
+    line = trace("chdir", [0x1000], 0, {0x1000: long + b"\0"}, string_limit=4)
     assert line == f'chdir("{long.decode()}") = 0'
 
 
@@ -665,8 +693,11 @@ class BrokenMemory:
 def test_decoder_failure_falls_back_to_hex_and_is_counted():
     options = DecodeOptions()
     call = decode_entry(257, [AT_FDCWD, 0x1000, 0, 0, 0, 0], BrokenMemory(), options)
-    args, ret = decode_exit(call, 3, BrokenMemory(), options)
-    assert format_line(call.name, args, ret) == "openat(AT_FDCWD, 0x1000, O_RDONLY) = 3"
+    values, ret = decode_exit(call, 3, BrokenMemory(), options)
+    assert (
+        format_line(call.name, render_args(values, 32), ret)
+        == "openat(AT_FDCWD, 0x1000, O_RDONLY) = 3"
+    )
     assert options.failures["openat"] == 1
 
 

@@ -16,7 +16,7 @@ from libvirt_nitro import attach
 from libvirt_nitro.errors import DomainNotRunning
 from libvirt_nitro.linux import syscall_name, syscall_number
 from libvirt_nitro.runtime import RUN_DIR, acquire_trace_lock
-from tests.guest.testguest import TestGuest
+from libvirt_nitro.testing.guest import TestGuest
 from tests.support import wait_for
 from tests.tracing import syscalls_enabled
 

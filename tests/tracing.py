@@ -10,7 +10,7 @@ from typing import Any
 from libvirt_nitro import x86
 from libvirt_nitro.domain import hmp
 from libvirt_nitro.event_ids import EVENT_ID_SYSCALL
-from libvirt_nitro.output import EventPrinter
+from libvirt_nitro.output import JsonFormatter
 from tests.support import wait_for
 
 _EFER = re.compile(r"EFER=([0-9a-f]+)")
@@ -62,8 +62,8 @@ def run_traced_events(
 def run_traced(libvirt: Any, tracer: Any, action: Callable[[], Any], timeout: float = 180.0):
     """As :func:`run_traced_events`, with the events as JSON records (``trace --json``)."""
     events, value = run_traced_events(libvirt, tracer, action, timeout)
-    printer = EventPrinter(stream=None)
-    return [printer.record(event) for event in events], value
+    formatter = JsonFormatter()
+    return [formatter.as_dict(event.record) for event in events], value
 
 
 def of_process(records: list[dict], cr3: int) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Nitro events as Python objects, and their construction from KVM registers.
+"""Nitro events as Python objects, and filling one from a trap (:func:`fill_from_trap`).
 
 An :class:`Event` wraps the bytes of one ``struct kvm_nitro_event`` (kept as
 :attr:`Event.raw`) and exposes its fields as attributes and its registers as
@@ -7,10 +7,9 @@ An :class:`Event` wraps the bytes of one ``struct kvm_nitro_event`` (kept as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import Any
 
-from .. import x86
 from ..errors import NitroAbiError
 from ..ioctl import ffi, lib
 
@@ -23,7 +22,6 @@ __all__ = [
     "EVENT_SYSENTER",
     "EVENT_SYSEXIT",
     "EVENT_TYPE_NAMES",
-    "fill_from_kvm",
     "fill_from_trap",
 ]
 
@@ -74,11 +72,12 @@ class Event:
     """One ``struct kvm_nitro_event``.
 
     :ivar raw: the bytes it was built from (a whole ring slot, or exactly the struct)
-    :ivar annotation: what the backend's annotator added at trap time (the task, decoded
-        arguments: :class:`~libvirt_nitro.annotate.Annotation`), or None
+    :ivar record: what the event pipeline made of it (the task, the call, its decoded
+        arguments and result: :class:`~libvirt_nitro.pipeline.SyscallRecord`), or None for
+        an event that did not go through a pipeline
     """
 
-    __slots__ = ("raw", "_c", "regs", "annotation")
+    __slots__ = ("raw", "_c", "regs", "record")
 
     def __init__(self, raw: bytes) -> None:
         """Wrap *raw*.
@@ -97,7 +96,17 @@ class Event:
             raise NitroAbiError(f"event size {c.size} > {len(raw)} bytes given")
         self._c = c
         self.regs = Regs(c.regs)
-        self.annotation = None
+        self.record: Any = None
+
+    @classmethod
+    def build(cls, fill: Callable[[Any], None]) -> Event:
+        """A new event whose ``struct kvm_nitro_event *`` *fill* writes (version and size
+        are set first), for producers in this process."""
+        c = ffi.new("struct kvm_nitro_event *")
+        c.version = lib.KVM_NITRO_ABI_VERSION
+        c.size = _EVENT_SIZE
+        fill(c)
+        return cls(bytes(ffi.buffer(c)))
 
     version = property(lambda self: self._c.version, doc="ABI version (__u16).")
     size = property(lambda self: self._c.size, doc="Bytes of the struct the producer filled.")
@@ -123,46 +132,6 @@ class Event:
             f"<Event seq={self.seq} vcpu={self.vcpu} {self.type_name} "
             f"rax={self.regs.rax:#x} rip={self.regs.rip:#x}>"
         )
-
-
-def fill_from_kvm(
-    ev: Any,
-    *,
-    vcpu_id: int,
-    type: int,
-    regs: Any,
-    sregs: Any,
-    msrs: Mapping[int, int],
-    flags: int = 0,
-    timestamp_ns: int = 0,
-    efer: int | None = None,
-) -> None:
-    """Fill ``struct kvm_nitro_event *`` *ev* from KVM's ``struct kvm_regs *`` *regs*,
-    ``struct kvm_sregs *`` *sregs* and the MSRs of :data:`x86.SYSCALL_MSRS` in *msrs*.
-
-    Overwrite ``regs.rip``/``rflags``/``rsp`` of *regs* first if the trap moved them
-    (a #UD frame).  *efer* is the guest's own view (the shadow) if given.
-    """
-    ev.vcpu_id = vcpu_id
-    ev.type = type
-    ev.flags = flags
-    ev.timestamp_ns = timestamp_ns
-    out = ev.regs
-    for name in _GPRS:
-        setattr(out, name, getattr(regs, name))
-    out.cr0, out.cr2, out.cr3, out.cr4 = sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4
-    out.efer = sregs.efer if efer is None else efer
-    out.fs_base, out.gs_base = sregs.fs.base, sregs.gs.base
-    out.kernel_gs_base = msrs.get(x86.MSR_KERNEL_GS_BASE, 0)
-    out.star = msrs.get(x86.MSR_STAR, 0)
-    out.lstar = msrs.get(x86.MSR_LSTAR, 0)
-    out.cstar = msrs.get(x86.MSR_CSTAR, 0)
-    out.sfmask = msrs.get(x86.MSR_SYSCALL_MASK, 0)
-    out.sysenter_cs = msrs.get(x86.MSR_IA32_SYSENTER_CS, 0)
-    out.sysenter_esp = msrs.get(x86.MSR_IA32_SYSENTER_ESP, 0)
-    out.sysenter_eip = msrs.get(x86.MSR_IA32_SYSENTER_EIP, 0)
-    for name in _SEGMENTS:
-        setattr(out, name, getattr(sregs, name).selector)
 
 
 #: GDB register names (the gdbstub's) that differ from struct kvm_nitro_regs'.

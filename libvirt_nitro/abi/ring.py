@@ -12,6 +12,11 @@ consumer.  A full ring never overwrites unread events: the new event is dropped,
 both how many were lost (:meth:`Ring.drain` returns the growth of ``dropped``) and
 where (a jump in ``seq``).  An optional eventfd is signalled when the ring goes from
 empty to non-empty, so the consumer can sleep in ``poll``.
+
+A producer in this process may attach a Python object to an event (the gdbstub backend
+attaches the :class:`~libvirt_nitro.pipeline.SyscallRecord` it made at the trap): it is kept
+with the slot, dropped with the event if the ring is full, and handed back beside the event's
+bytes by :meth:`Ring.drain_with_payloads`. The kernel's ring has none.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class Ring:
         self._slots = [ffi.cast("struct kvm_nitro_event *", base + off) for off in self._offsets]
         self._lock = threading.Lock()
         self._seen_dropped = hdr.dropped
+        self._payloads: list[Any] = [None] * count
         self.notify_fd = notify_fd
 
     # --------------------------------------------------------------- geometry
@@ -124,9 +130,10 @@ class Ring:
         return self._hdr.producer - self._hdr.consumer
 
     # --------------------------------------------------------------- producer
-    def produce(self, fill: Callable[[Any], None]) -> bool:
+    def produce(self, fill: Callable[[Any], None], payload: Any = None) -> bool:
         """Write one event: call *fill* with the next slot's ``struct kvm_nitro_event *``
-        (version, size and seq are already set; zeroed otherwise), then publish it.
+        (version, size and seq are already set; zeroed otherwise), then publish it with
+        *payload* (a Python object that travels with it).
 
         Returns False, counting the event in ``dropped``, if the ring is full.  Safe to
         call from several producer threads.
@@ -145,6 +152,7 @@ class Ring:
                 ev.size = EVENT_SIZE
                 ev.seq = seq
                 fill(ev)
+                self._payloads[producer & self._mask] = payload
                 hdr.producer = producer + 1  # publish (the GIL orders the stores)
                 dropped = False
             # wake the consumer if it may have seen the ring empty (also for a drop,
@@ -154,9 +162,10 @@ class Ring:
             os.eventfd_write(self.notify_fd, 1)
         return not dropped
 
-    def push(self, event: bytes) -> bool:
-        """Write a ready ``struct kvm_nitro_event`` (raw bytes, at most a slot); its
-        ``seq`` is replaced by the ring's.  Returns False if dropped (counted)."""
+    def push(self, event: bytes, payload: Any = None) -> bool:
+        """Write a ready ``struct kvm_nitro_event`` (raw bytes, at most a slot) with
+        *payload*; its ``seq`` is replaced by the ring's.  Returns False if dropped
+        (counted)."""
         if len(event) > self._slot_size:
             raise ValueError(f"event of {len(event)} bytes exceeds the {self._slot_size}-byte slot")
 
@@ -165,18 +174,24 @@ class Ring:
             ffi.memmove(ev, event, len(event))
             ev.seq = seq
 
-        return self.produce(fill)
+        return self.produce(fill, payload)
 
     # --------------------------------------------------------------- consumer
     def drain(self, limit: int | None = None) -> tuple[list[bytes], int]:
         """Consume up to *limit* events (all if None): return their slot bytes, oldest
-        first, and the number of events dropped since the previous :meth:`drain`.
+        first, and the number of events dropped since the previous drain.
 
         Single consumer only.  Each returned ``bytes`` is a whole slot; the event's
         own ``size`` field says how much of it the producer filled.
         """
+        slots, lost = self.drain_with_payloads(limit)
+        return [raw for raw, _ in slots], lost
+
+    def drain_with_payloads(self, limit: int | None = None) -> tuple[list[tuple[bytes, Any]], int]:
+        """As :meth:`drain`, each event's bytes paired with its payload (None if none)."""
         hdr = self._hdr
-        out: list[bytes] = []
+        out: list[tuple[bytes, Any]] = []
+        payloads = self._payloads
         view, offsets, mask, size = self._view, self._offsets, self._mask, self._slot_size
         while limit is None or len(out) < limit:
             producer = hdr.producer
@@ -187,7 +202,8 @@ class Ring:
                 producer = min(producer, consumer + limit - len(out))
             for i in range(consumer, producer):
                 off = offsets[i & mask]
-                out.append(bytes(view[off : off + size]))
+                out.append((bytes(view[off : off + size]), payloads[i & mask]))
+                payloads[i & mask] = None
             hdr.consumer = producer
             # kvm_nitro.h's wake-up rule: a full barrier before `producer` is read again,
             # or a kernel producer may miss this store while we miss its event.

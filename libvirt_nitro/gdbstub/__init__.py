@@ -18,7 +18,7 @@ from .rsp import (
     parse_stop_reply,
     parse_thread_id,
 )
-from .target import Register, TargetDescription
+from .tdesc import Register, TargetDescription
 
 __all__ = [
     "SIGNAL_INT",

@@ -41,7 +41,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..errors import GdbstubError, GdbstubErrorReply
-from .target import TargetDescription
+from .tdesc import TargetDescription
 
 __all__ = [
     "RspClient",
@@ -569,16 +569,6 @@ class RspClient:
             size = min(chunk, length - offset)
             parts.append(_unhex(self._exchange(b"m%x,%x" % (addr + offset, size), None), "m"))
         return b"".join(parts)
-
-    def write_memory(self, addr: int, data: bytes) -> None:
-        """``M``: write *data* at guest-virtual *addr* (current ``g`` vCPU's view).
-
-        :raises GdbstubErrorReply: part of the range is not mapped.
-        """
-        chunk = max((self.packet_size - 40) // 2, 1)
-        for offset in range(0, len(data), chunk):
-            part = data[offset : offset + chunk]
-            self._expect_ok(b"M%x,%x:%s" % (addr + offset, len(part), binascii.hexlify(part)))
 
     def insert_breakpoint(self, addr: int, kind: int = 1, type: int = 0) -> None:
         """``Z``: insert a breakpoint (type 0 software, 1 hardware, 2/3/4 watchpoints

@@ -13,6 +13,7 @@ from .syscalls_x86_64 import SYSCALLS as SYSCALLS_X86_64
 
 __all__ = [
     "ABIS",
+    "SYSCALL_ARG_REGS",
     "ERRNO",
     "ERRNO_ALIASES",
     "MAX_ERRNO",
@@ -27,6 +28,10 @@ __all__ = [
 
 #: Syscall tables by guest ABI: ``x86_64`` (SYSCALL) and ``i386`` (int 0x80/SYSENTER).
 ABIS: dict[str, dict[int, str]] = {"x86_64": SYSCALLS_X86_64, "i386": SYSCALLS_I386}
+
+#: The registers that hold an x86-64 system call's six arguments, in order (the names of
+#: ``struct kvm_nitro_regs``).
+SYSCALL_ARG_REGS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
 
 #: A return value in ``[-MAX_ERRNO, -1]`` is ``-errno`` (``include/linux/err.h``).
 MAX_ERRNO = 4095

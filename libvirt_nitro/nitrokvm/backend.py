@@ -4,12 +4,14 @@ The kernel traps SYSCALL/SYSRET (and SYSENTER/SYSEXIT where it can), builds each
 the VM exit, completes the instruction and lets the vCPU run on; events go into a ring that
 this process maps. So the backend has no thread and no guard: :meth:`KernelBackend.open`
 attaches and maps the ring, which becomes the :class:`~libvirt_nitro.tracer.Tracer`'s own
-ring; :meth:`~KernelBackend.start` wires the tracer's eventfd and arms the traps;
+ring; :meth:`~KernelBackend.start` wires the tracer's eventfd, hands the kernel the filter's
+syscall numbers (its in-kernel bitmap) and arms the traps;
 :meth:`~KernelBackend.stop` closes the nitro fd, and the kernel gives the guest back (as it
 does when this process dies, even by SIGKILL).
 
 Events are built in the kernel, where nothing decodes them: they carry registers, not the
-guest task or decoded arguments (``annotation`` is None).
+guest task or guest memory; the tracer's pipeline pairs and filters them as it drains the
+ring.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ import fcntl
 import logging
 import os
 import select
-from collections.abc import Iterable
 from typing import Any
 
 from ..abi.ring import Ring
+from ..backend import Backend
 from ..domain.kvmfds import VM_LINK, find_kvm_fds
 from ..domain.pidfd import pidfd_open
 from ..errors import KvmIoctlError, NitroError, NoKvmFds
 from ..runtime import acquire_trace_lock
-from ..tracer import Tracer
 from .capability import require_nitro
 from .nitrofd import NitroFd
 from .requests import TRAP_ALL, TRAP_SYSENTER, TRAP_SYSEXIT, trap_config, trap_names
@@ -36,52 +37,43 @@ __all__ = ["KernelBackend", "NOT_DECODED"]
 
 log = logging.getLogger(__name__)
 
-#: Why the kernel backend's events carry no annotation (the command line prints it).
+#: Why the kernel backend's records are raw (the command line prints it).
 NOT_DECODED = (
     "the kernel backend builds events in the kernel: arguments are not decoded and "
     "processes not named (raw registers; --backend gdbstub decodes)"
 )
 
 
-class KernelBackend:
+class KernelBackend(Backend):
     """Traces the KVM VM behind fd number *vm_fd* (-1: its only VM) of process *pid* (its
     VMM: QEMU, or any program running KVM) through the Nitro extension.
 
     *traps* are the ``TRAP_*`` bits wanted (SYSENTER/SYSEXIT are dropped if the kernel
-    cannot trap them: :attr:`armed_traps` says what is armed), *syscalls* an optional set
-    of syscall numbers whose entries alone are reported (exits always are), *slot_count*
-    the ring's size. For a libvirt domain (:meth:`for_domain`), *domain* is its
-    ``(uuid, name)``: its trace lock is taken (one tracer per domain, whichever backend) and
-    errors name it; *dom* is the ``virDomain`` (kept for the service, which rebinds it).
+    cannot trap them: :attr:`armed_traps` says what is armed). For a libvirt domain
+    (:meth:`for_domain`), *domain* is its ``(uuid, name)``: its trace lock is taken (one
+    tracer per domain, whichever backend) and errors name it. The pipeline's filter hands
+    the kernel its syscall numbers: entries of other calls are never queued (exits always
+    are; the pipeline drops those whose entry it did not see).
     """
 
     name = "kernel"
+    in_place_filters = frozenset({"syscalls"})
 
     def __init__(
         self,
         pid: int,
         vm_fd: int = -1,
         *,
-        slot_count: int = 4096,
         traps: int = TRAP_ALL,
-        syscalls: Iterable[int] | None = None,
         domain: tuple[str, str] | None = None,
-        dom: Any = None,
     ) -> None:
         self.pid = pid
         self.vm_fd = vm_fd
-        self.slot_count = slot_count
         self.traps = traps
-        self.syscalls = None if syscalls is None else frozenset(syscalls)
+        self.syscalls: frozenset[int] | None = None
         self.domain = domain
         #: What errors call the traced VM.
         self.what = f"domain {domain[1]!r}" if domain else f"the VM of process {pid}"
-        self.dom = dom
-        #: Always None: nothing annotates at trap time here (see :data:`NOT_DECODED`).
-        self.annotator = None
-        self.annotation_failures = 0
-        #: What the command line tells the user about this backend's events.
-        self.note = NOT_DECODED
         #: Why tracing ended on its own (the VMM exited), else None.
         self.error: BaseException | None = None
         #: The ``TRAP_*`` bits the kernel armed (0 until :meth:`start`).
@@ -92,8 +84,8 @@ class KernelBackend:
         self._lock_fd = -1
 
     @classmethod
-    def for_domain(cls, dom: Any, process: Any, **options: Any) -> KernelBackend:
-        """The backend of a libvirt domain *dom* resolved to *process*
+    def for_domain(cls, process: Any, **options: Any) -> KernelBackend:
+        """The backend of a libvirt domain resolved to *process*
         (:class:`~libvirt_nitro.domain.QemuProcess`): QEMU's pid and its kvm-vm fd number.
 
         :raises NoKvmFds: QEMU holds no KVM VM fd (a TCG domain).
@@ -105,7 +97,7 @@ class KernelBackend:
                 "the kernel backend needs a KVM domain; use --backend gdbstub"
             )
         domain = (process.uuid, process.name)
-        return cls(process.pid, vm_fd, domain=domain, dom=dom, **options)
+        return cls(process.pid, vm_fd, domain=domain, **options)
 
     # -------------------------------------------------------------- lifecycle
     @property
@@ -119,9 +111,13 @@ class KernelBackend:
             return False
         return True
 
-    def open(self) -> Ring:
-        """Check the extension, take the trace lock, attach, size and map the ring; return
-        the ring, for ``Tracer(ring=...)``. Nothing is armed yet.
+    def notes(self) -> list[str]:
+        """That arguments are not decoded (:data:`NOT_DECODED`)."""
+        return [NOT_DECODED]
+
+    def open(self, slot_count: int = 4096) -> Ring:
+        """Check the extension, take the trace lock, attach, size (*slot_count* slots) and
+        map the ring; return the ring, for ``Tracer(ring=...)``. Nothing is armed yet.
 
         :raises NoNitroKvm: the kernel has no Nitro extension (the VM is not touched).
         :raises AlreadyTraced: another tracer holds the domain or the VM.
@@ -135,24 +131,28 @@ class KernelBackend:
                 self._lock_fd = acquire_trace_lock(*self.domain)
             self._pidfd = pidfd_open(self.pid)
             self._nitro = NitroFd.attach_pid(self._pidfd, self.vm_fd, what=self.what)
-            self._nitro.set_traps(trap_config(0, ring_slots=self.slot_count))
+            self._nitro.set_traps(trap_config(0, ring_slots=slot_count))
             self.ring = self._nitro.map_ring()
         except BaseException:
             self.stop()
             raise
         return self.ring
 
-    def start(self, ring: Ring) -> None:
-        """Wire *ring*'s eventfd (the tracer's) and arm the traps; returns once armed.
+    def start(self, ring: Ring, pipeline: Any = None) -> None:
+        """Wire *ring*'s eventfd (the tracer's), hand the kernel *pipeline*'s syscall
+        filter and arm the traps; returns once armed.
 
         :raises NitroError: *ring* is not this backend's (build the Tracer with
-            ``ring=backend.open()``, or use :meth:`open_tracer`), or the kernel refused.
+            ``ring=backend.open()``: :func:`~libvirt_nitro.attachment.attach_backend`), or
+            the kernel refused.
         """
         if ring is not self.ring or self._nitro is None:
             raise NitroError(
-                "the kernel backend fills the kernel's own ring: construct the Tracer with "
-                "ring=backend.open() (or use backend.open_tracer())"
+                "the kernel backend fills the kernel's own ring: build the Tracer with "
+                "attach_backend(backend)"
             )
+        if pipeline is not None:
+            self.syscalls = pipeline.filter.only(self.in_place_filters).syscalls
         try:
             if ring.notify_fd is not None:
                 self._nitro.set_eventfd(ring.notify_fd)
@@ -197,23 +197,6 @@ class KernelBackend:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 os.close(self._lock_fd)
                 self._lock_fd = -1
-
-    def open_tracer(self, conn: Any = None, dom: Any = None) -> Tracer:
-        """:meth:`open`, a :class:`Tracer` over the kernel's ring (*conn* and *dom* are what
-        its callbacks receive), started: armed on return. Released on any failure."""
-        ring = self.open()
-        try:
-            tracer = Tracer(conn, dom, backend=self, ring=ring)
-        except BaseException:
-            self.stop()
-            raise
-        try:
-            tracer.start()
-        except BaseException:
-            tracer.close()
-            self.stop()
-            raise
-        return tracer
 
     @property
     def armed_names(self) -> list[str]:

@@ -2,7 +2,7 @@
 
 :class:`NitroFd` attaches (by pidfd of the VMM, or on a VM fd this process holds), sets
 and reads the trap configuration, wires the eventfd, maps the ring as a
-:class:`~libvirt_nitro.abi.ring.Ring` and, for synchronous delivery, lets a vCPU run on.
+:class:`~libvirt_nitro.abi.ring.Ring`.
 
 Closing gives the guest back: the kernel releases every trap and restores each vCPU's
 EFER/SYSENTER_CS when the last reference to the fd goes, and a mapping of the ring is such
@@ -13,11 +13,10 @@ any pointer into it) still reads the events it holds while the kernel's ring is 
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import functools
 import logging
 import mmap
+import os
 from typing import Any
 
 from ..abi.ring import HEADER_SIZE, Ring
@@ -30,7 +29,7 @@ from ..errors import (
     PermissionDenied,
 )
 from ..ioctl import Kvm, KvmFd, ffi, lib
-from .requests import attach_request, continue_request, eventfd_request, trap_config
+from .requests import attach_request, eventfd_request, trap_config
 
 __all__ = ["NitroFd"]
 
@@ -38,9 +37,6 @@ log = logging.getLogger(__name__)
 
 #: Largest ring mapping accepted (65536 slots of 4 KiB: far above any real slot size).
 _MAX_RING_BYTES = 1 << 28
-_MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
-_MAP_FIXED = 0x10
-_MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 class NitroFd(KvmFd):
@@ -102,11 +98,6 @@ class NitroFd(KvmFd):
         """KVM_NITRO_SET_EVENTFD: the kernel signals eventfd *fd* when the ring goes from
         empty to non-empty; -1 stops it."""
         self.ioctl("KVM_NITRO_SET_EVENTFD", eventfd_request(fd))
-
-    def continue_vcpu(self, seq: int, vcpu_id: int, skip: bool = False) -> None:
-        """KVM_NITRO_CONTINUE (synchronous delivery): let vCPU *vcpu_id*, stopped at event
-        *seq*, run on; with *skip* the guest gets its #UD/#GP instead."""
-        self.ioctl("KVM_NITRO_CONTINUE", continue_request(seq, vcpu_id, skip))
 
     def map_ring(self) -> Ring:
         """mmap the ring (once) and return it as a :class:`Ring`. Its size is fixed from
@@ -185,30 +176,6 @@ def _attach(target: KvmFd, req: Any, what: str) -> int:
     raise KvmIoctlError("KVM_NITRO_ATTACH", err, f"{target.kind} {target.fd}")
 
 
-@functools.cache
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
-    libc.mremap.restype = ctypes.c_void_p
-    libc.mremap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_void_p,
-    ]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    return libc
-
-
 def _page_round(length: int) -> int:
     return -(-length // mmap.PAGESIZE) * mmap.PAGESIZE
 
@@ -220,24 +187,15 @@ def _address(buf: mmap.mmap) -> int:
 
 def _map_over(buf: mmap.mmap, fd: int, offset: int) -> None:
     """Map *fd* at *offset*, shared, over the whole of *buf* (``MAP_FIXED``)."""
-    flags = mmap.MAP_SHARED | _MAP_FIXED
-    prot = mmap.PROT_READ | mmap.PROT_WRITE
-    if _libc().mmap(_address(buf), len(buf), prot, flags, fd, offset) == _MAP_FAILED:
-        raise OSError(ctypes.get_errno(), "mmap of the Nitro ring failed")
+    err = -lib.nitro_map_shared_fixed(_address(buf), len(buf), fd, offset)
+    if err:
+        raise OSError(err, f"mmap of the Nitro ring failed: {os.strerror(err)}")
 
 
 def _privatize(buf: mmap.mmap) -> None:
     """Replace the shared mapping *buf* by private anonymous memory holding the same bytes,
     at the same address, in one step (``mremap(MREMAP_FIXED)`` of a filled copy): a reader
     never sees the range unmapped or half copied, and the kernel's mapping is gone."""
-    addr, length = _address(buf), _page_round(len(buf))
-    libc = _libc()
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    copy = libc.mmap(None, length, mmap.PROT_READ | mmap.PROT_WRITE, flags, -1, 0)
-    if copy == _MAP_FAILED:
-        raise OSError(ctypes.get_errno(), "mmap of the ring copy failed")
-    ctypes.memmove(copy, addr, len(buf))
-    if libc.mremap(copy, length, length, _MREMAP_MAYMOVE | _MREMAP_FIXED, addr) == _MAP_FAILED:
-        err = ctypes.get_errno()
-        libc.munmap(copy, length)
-        raise OSError(err, "mremap of the ring copy failed")
+    err = -lib.nitro_replace_by_private_copy(_address(buf), _page_round(len(buf)), len(buf))
+    if err:
+        raise OSError(err, f"moving the ring to private memory failed: {os.strerror(err)}")

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from .verbs import main
 
 sys.exit(main())

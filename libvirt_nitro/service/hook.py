@@ -29,8 +29,8 @@ from typing import IO
 from lxml import etree
 
 from ..errors import InvalidTraceConfig, MalformedDomainXml
+from .journal import JournalFormatter
 from .metadata import DEFAULT_LOG_DIR, find_in_domain_xml, parse_element
-from .serve import JournalFormatter
 from .status import holder_pid, signal_holder
 
 __all__ = ["LOG_DIR", "main", "spawn_detached", "service_command", "ensure_watcher"]

@@ -17,11 +17,12 @@ from lxml import etree
 
 from ..errors import InvalidTraceConfig, MalformedDomainXml
 from ..linux import syscall_number
+from ..pipeline import Filter
+from ..strace import CLASSES
 
 __all__ = [
     "NAMESPACE",
     "PREFIX",
-    "SYSCALL_CLASSES",
     "DEFAULT_LOG_DIR",
     "TraceConfig",
     "schema",
@@ -39,48 +40,16 @@ PREFIX = "nitro"
 #: Where the output goes when ``<nitro:output path>`` is absent (``DOMAIN.jsonl`` in it).
 DEFAULT_LOG_DIR = "/var/log/libvirt-nitro"
 
-#: The ``<nitro:class name>`` values: x86-64 syscall names in each class (strace's %file,
-#: %network, %process, %memory, %signal, %ipc, abridged to the common calls).
-SYSCALL_CLASSES: dict[str, frozenset[str]] = {
-    "file": frozenset(
-        "open openat openat2 creat close read write pread64 pwrite64 readv writev lseek stat "
-        "fstat lstat newfstatat statx access faccessat faccessat2 readlink readlinkat unlink "
-        "unlinkat rename renameat renameat2 mkdir mkdirat rmdir chdir fchdir chmod fchmod "
-        "fchmodat chown fchown lchown fchownat truncate ftruncate getdents64 link linkat "
-        "symlink symlinkat utimensat execve execveat mknod mknodat".split()
-    ),
-    "network": frozenset(
-        "socket socketpair bind listen accept accept4 connect getsockname getpeername "
-        "sendto recvfrom sendmsg recvmsg sendmmsg recvmmsg shutdown setsockopt "
-        "getsockopt".split()
-    ),
-    "process": frozenset(
-        "fork vfork clone clone3 execve execveat exit exit_group wait4 waitid kill tkill "
-        "tgkill getpid getppid gettid setsid setpgid prctl arch_prctl".split()
-    ),
-    "memory": frozenset(
-        "brk mmap munmap mprotect mremap msync madvise mlock munlock mlockall munlockall "
-        "mincore".split()
-    ),
-    "signal": frozenset(
-        "rt_sigaction rt_sigprocmask rt_sigreturn rt_sigpending rt_sigtimedwait "
-        "rt_sigqueueinfo rt_sigsuspend sigaltstack kill tkill tgkill signalfd signalfd4 "
-        "pause".split()
-    ),
-    "ipc": frozenset(
-        "pipe pipe2 shmget shmat shmctl shmdt semget semop semctl semtimedop msgget msgsnd "
-        "msgrcv msgctl mq_open mq_unlink mq_timedsend mq_timedreceive eventfd eventfd2 "
-        "futex".split()
-    ),
-}
-
 
 @dataclass(frozen=True)
 class TraceConfig:
     """What a ``<nitro:trace>`` element asks for, defaults filled in.
 
-    ``syscalls`` is the set of syscall names to record (classes expanded; empty: all),
-    ``cr3s`` the address spaces (guest-physical page-table base, CR3) to record (empty: all),
+    ``syscalls`` is the set of syscall names to record (classes, strace's, expanded; empty:
+    all); ``pids``, ``comms`` and ``cr3s`` the processes to record, by process id, command
+    name or address space (guest-physical page-table base, CR3): a process must match one
+    value of each kind given, as with ``-p`` and ``--comm`` (all empty: every process);
+    :meth:`filter` is all of that as the pipeline's filter;
     ``output_path`` None for :data:`DEFAULT_LOG_DIR`/``DOMAIN.jsonl``, ``max_bytes`` the
     size of one output file (bytes) and ``max_files`` how many rotated files are kept,
     ``decode`` whether events are annotated at the trap (guest task, decoded arguments:
@@ -92,6 +61,8 @@ class TraceConfig:
     backend: str = "gdbstub"
     mode: str = "async"
     syscalls: frozenset[str] = field(default_factory=frozenset)
+    pids: frozenset[int] = field(default_factory=frozenset)
+    comms: frozenset[str] = field(default_factory=frozenset)
     cr3s: frozenset[int] = field(default_factory=frozenset)
     output_path: str | None = None
     output_format: str = "json"
@@ -100,6 +71,16 @@ class TraceConfig:
     max_files: int = 8
     ring_slots: int = 4096
     max_events: int | None = None
+
+    def filter(self) -> Filter:
+        """The calls to record, as the pipeline's :class:`~libvirt_nitro.pipeline.Filter`."""
+        numbers = {syscall_number(name) for name in self.syscalls}
+        return Filter(
+            syscalls=frozenset(nr for nr in numbers if nr is not None) if self.syscalls else None,
+            pids=self.pids or None,
+            comms=self.comms or None,
+            cr3s=self.cr3s or None,
+        )
 
     def output_for(self, domain_name: str) -> str:
         """The output file for the domain *domain_name*."""
@@ -229,7 +210,7 @@ def _q(name: str) -> str:
 
 def _config(element: etree._Element) -> TraceConfig:
     syscalls: set[str] = set()
-    cr3s: set[int] = set()
+    processes: dict[str, set] = {"pid": set(), "comm": set(), "cr3": set()}
     values: dict = {}
     if "backend" in element.attrib:
         values["backend"] = element.get("backend")
@@ -238,7 +219,7 @@ def _config(element: etree._Element) -> TraceConfig:
     for child in element.iterfind(f"{_q('syscalls')}/*"):
         name = child.get("name", "")
         if etree.QName(child).localname == "class":
-            syscalls |= SYSCALL_CLASSES[name]
+            syscalls |= CLASSES[f"%{name}"]
         elif syscall_number(name) is None:
             raise InvalidTraceConfig(
                 f"line {child.sourceline}: <syscall name={name!r}> is not an x86-64 Linux "
@@ -247,7 +228,12 @@ def _config(element: etree._Element) -> TraceConfig:
         else:
             syscalls.add(name)
     for child in element.iterfind(f"{_q('processes')}/{_q('process')}"):
-        cr3s.add(int(child.get("cr3", "0"), 16))
+        if child.get("pid") is not None:
+            processes["pid"].add(int(child.get("pid")))
+        elif child.get("comm") is not None:
+            processes["comm"].add(child.get("comm"))
+        else:
+            processes["cr3"].add(int(child.get("cr3"), 16))
     output = element.find(_q("output"))
     if output is not None:
         if output.get("path") is not None:
@@ -272,4 +258,10 @@ def _config(element: etree._Element) -> TraceConfig:
             values["ring_slots"] = slots
         if limits.get("max-events") is not None:
             values["max_events"] = int(limits.get("max-events"))
-    return TraceConfig(syscalls=frozenset(syscalls), cr3s=frozenset(cr3s), **values)
+    return TraceConfig(
+        syscalls=frozenset(syscalls),
+        pids=frozenset(processes["pid"]),
+        comms=frozenset(processes["comm"]),
+        cr3s=frozenset(processes["cr3"]),
+        **values,
+    )

@@ -86,7 +86,7 @@ def cmd_install_hook(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``serve UUID [--hook-pid PID]``: trace one domain as a service."""
-    from .serve import run
+    from .server import run
 
     return run(args)
 

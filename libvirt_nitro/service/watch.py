@@ -28,8 +28,10 @@ from typing import Any
 
 from ..errors import InvalidTraceConfig, NitroError
 from .hook import LOG_DIR, service_command, spawn_detached
+from .journal import setup_logging
 from .metadata import NAMESPACE
-from .serve import KEEPALIVE, RECONNECT_RETRY, setup_logging, wait_for_exit
+from .process import wait_for_exit
+from .server import KEEPALIVE, RECONNECT_RETRY
 from .status import PidLock, holder_pid
 
 __all__ = ["Watcher", "IDLE_EXIT", "run"]

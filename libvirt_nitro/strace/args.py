@@ -1,10 +1,10 @@
 """Typed system call arguments: how each kind prints, and when (entry or exit).
 
-An :class:`Arg` pairs a formatter with the moment strace decodes it: input arguments at
+An :class:`Arg` pairs a decoder with the moment strace decodes it: input arguments at
 entry (``openat``'s path, ``write``'s buffer), output arguments at exit, once the kernel has
-written them (``read``'s buffer, ``fstat``'s struct, ``pipe``'s fds). A formatter gets the
-:class:`Context` and the raw register; anything unreadable prints as the address (``NULL``
-for 0), never raises.
+written them (``read``'s buffer, ``fstat``'s struct, ``pipe``'s fds). A decoder gets the
+:class:`Context` and the raw register and returns a :data:`~.values.Value`; memory it cannot
+read gives :class:`~.values.Unreadable` (printed as the address), never an exception.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 from ..linux import flags as F
 from ..linux import to_signed64
 from .memory import GuestMemory, read, read_cstring, read_s32, read_u64
-from .quote import quote, quote_hex
 from .structs import hex_c
+from .values import Items, Quoted, Seq, Unreadable, Value
 from .xlat import MASK32, flag_set, numeric_mode, open_flags, signal_name, sigset, xval
 
 if TYPE_CHECKING:
@@ -46,20 +46,24 @@ class Context:
         return self.ret is not None and -4095 <= self.ret <= -1
 
 
-Formatter = Callable[[Context, int], str]
+Formatter = Callable[[Context, int], Value]
 
 
 @dataclass(frozen=True)
 class Arg:
-    """One argument: *fmt* turns the raw register into text; *at_exit* when the kernel fills
-    it in; *label* prefixes it (``child_stack=``)."""
+    """One argument: *fmt* decodes the raw register; *at_exit* when the kernel fills it in;
+    *label* prefixes it (``child_stack=``)."""
 
     fmt: Formatter
     at_exit: bool = False
     label: str = ""
 
-    def text(self, ctx: Context, value: int) -> str:
-        return self.label + self.fmt(ctx, value)
+    def decode(self, ctx: Context, value: int) -> Value:
+        """The decoded value of raw register *value*, label included."""
+        decoded = self.fmt(ctx, value)
+        if not self.label:
+            return decoded
+        return self.label + decoded if isinstance(decoded, str) else Seq((self.label, decoded))
 
 
 def s32(value: int) -> int:
@@ -135,24 +139,24 @@ def oflags(ctx: Context, v: int) -> str:
 # -- memory ------------------------------------------------------------------------------
 
 
-def path(ctx: Context, v: int) -> str:
+def path(ctx: Context, v: int) -> Value:
     """A NUL-terminated path, whole (up to ``PATH_MAX``)."""
     got = read_cstring(ctx.memory, v, PATH_MAX)
-    return ptr(ctx, v) if got is None else quote(*got)
+    return Unreadable(v) if got is None else Quoted(got[0], cut=got[1], whole=True)
 
 
-def cstring(ctx: Context, v: int) -> str:
-    """A NUL-terminated string cut at ``string_limit`` bytes."""
-    got = read_cstring(ctx.memory, v, ctx.options.string_limit)
-    return ptr(ctx, v) if got is None else quote(*got)
+def cstring(ctx: Context, v: int) -> Value:
+    """A NUL-terminated string, read up to the capture budget (printed up to ``-s``)."""
+    got = read_cstring(ctx.memory, v, ctx.options.capture_bytes)
+    return Unreadable(v) if got is None else Quoted(got[0], cut=got[1])
 
 
-def _buffer(ctx: Context, v: int, length: int, hexed: bool = False) -> str:
-    shown = min(length, ctx.options.string_limit)
-    data = read(ctx.memory, v, shown) if shown else (b"" if v and ctx.memory else None)
+def _buffer(ctx: Context, v: int, length: int, hexed: bool = False) -> Value:
+    taken = min(length, ctx.options.capture_bytes)
+    data = read(ctx.memory, v, taken) if taken else (b"" if v and ctx.memory else None)
     if data is None:
-        return ptr(ctx, v)
-    return (quote_hex if hexed else quote)(data, length > shown)
+        return Unreadable(v)
+    return Quoted(data, size=length, hexed=hexed)
 
 
 def buffer_in(length_arg: int) -> Formatter:
@@ -160,7 +164,7 @@ def buffer_in(length_arg: int) -> Formatter:
     return lambda ctx, v: _buffer(ctx, v, ctx.args[length_arg])
 
 
-def buffer_out(ctx: Context, v: int) -> str:
+def buffer_out(ctx: Context, v: int) -> Value:
     """A buffer the call filled (``read``): as many bytes as it returned; the address on
     error."""
     if ctx.ret is None or ctx.ret < 0:
@@ -168,7 +172,7 @@ def buffer_out(ctx: Context, v: int) -> str:
     return _buffer(ctx, v, ctx.ret)
 
 
-def buffer_out_hex(ctx: Context, v: int) -> str:
+def buffer_out_hex(ctx: Context, v: int) -> Value:
     """A filled buffer in ``\\xNN`` form (getrandom)."""
     if ctx.ret is None or ctx.ret < 0:
         return ptr(ctx, v)
@@ -179,77 +183,85 @@ def struct_at(decoder: Callable[[bytes], str], size: int, only_on_success: bool 
     """A struct pointer: read *size* bytes and decode; the address when unreadable (or, with
     *only_on_success*, when the call failed)."""
 
-    def fmt(ctx: Context, v: int) -> str:
+    def fmt(ctx: Context, v: int) -> Value:
         if v == 0:
             return "NULL"
         if only_on_success and ctx.failed:
             return hex(v)
         data = read(ctx.memory, v, size)
-        return hex(v) if data is None else decoder(data)
+        return Unreadable(v) if data is None else decoder(data)
 
     return fmt
 
 
-def int_out(ctx: Context, v: int) -> str:
+def int_out(ctx: Context, v: int) -> Value:
     """An ``int`` the kernel wrote: ``[5]``."""
     if v == 0:
         return "NULL"
-    value = None if ctx.failed else read_s32(ctx.memory, v)
-    return hex(v) if value is None else f"[{value}]"
+    if ctx.failed:
+        return hex(v)
+    value = read_s32(ctx.memory, v)
+    return Unreadable(v) if value is None else f"[{value}]"
 
 
-def ulong_out(ctx: Context, v: int) -> str:
+def ulong_out(ctx: Context, v: int) -> Value:
     """An ``unsigned long`` the kernel wrote, in hex: ``[0x7f1234]``."""
-    value = None if ctx.failed else read_u64(ctx.memory, v)
-    return ptr(ctx, v) if value is None else f"[{hex_c(value)}]"
+    if ctx.failed:
+        return ptr(ctx, v)
+    value = read_u64(ctx.memory, v)
+    return Unreadable(v) if value is None else f"[{hex_c(value)}]"
 
 
-def fd_pair(ctx: Context, v: int) -> str:
+def fd_pair(ctx: Context, v: int) -> Value:
     """``int[2]`` of pipe(2): ``[3, 4]``."""
-    data = None if ctx.failed else read(ctx.memory, v, 8)
-    return ptr(ctx, v) if data is None else "[{}, {}]".format(*struct.unpack("<ii", data))
+    if ctx.failed:
+        return ptr(ctx, v)
+    data = read(ctx.memory, v, 8)
+    return Unreadable(v) if data is None else "[{}, {}]".format(*struct.unpack("<ii", data))
 
 
 def sigset_ptr(size_arg: int) -> Formatter:
     """A ``sigset_t *`` whose size is argument *size_arg*."""
 
-    def fmt(ctx: Context, v: int) -> str:
+    def fmt(ctx: Context, v: int) -> Value:
         size = ctx.args[size_arg]
         if v == 0:
             return "NULL"
         if ctx.failed or not 0 < size <= 128:
             return hex(v)
         data = read(ctx.memory, v, size)
-        return hex(v) if data is None else sigset(data)
+        return Unreadable(v) if data is None else sigset(data)
 
     return fmt
 
 
-def string_array(ctx: Context, v: int) -> str:
-    """``argv``: ``["ls", "-l"]``; more than ``string_limit`` elements end in ``...``."""
+def string_array(ctx: Context, v: int) -> Value:
+    """``argv``: ``["ls", "-l"]``, read up to the capture budget of elements (printed up to
+    ``-s`` elements, then ``...``)."""
     if v == 0:
         return "NULL"
-    items = []
-    for i in range(ctx.options.string_limit + 1):
+    items: list[Value] = []
+    budget = ctx.options.capture_bytes
+    for i in range(budget + 1):
         p = read_u64(ctx.memory, v + 8 * i)
         if p is None:
-            return hex(v) if not items else "[" + ", ".join(items) + ", ...]"
+            return Unreadable(v) if not items else Items(tuple(items), more=True)
         if p == 0:
-            return "[" + ", ".join(items) + "]"
-        if i == ctx.options.string_limit:
-            return "[" + ", ".join(items) + ", ...]"
+            return Items(tuple(items))
+        if i == budget:
+            return Items(tuple(items), more=True)
         items.append(cstring(ctx, p))
-    return "[" + ", ".join(items) + "]"
+    return Items(tuple(items))
 
 
-def string_array_count(ctx: Context, v: int) -> str:
+def string_array_count(ctx: Context, v: int) -> Value:
     """``envp`` the way strace prints it without ``-v``: ``0x7ffd... /* 12 vars */``."""
     if v == 0:
         return "NULL"
     for count in range(1 << 16):
         p = read_u64(ctx.memory, v + 8 * count)
         if p is None:
-            return hex(v)
+            return Unreadable(v)
         if p == 0:
             return f"{hex(v)} /* {count} var{'s' if count != 1 else ''} */"
     return hex(v)

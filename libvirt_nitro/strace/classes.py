@@ -1,7 +1,9 @@
 """strace's system call classes (``%file``, ``%process``...) and ``-e trace=`` expressions.
 
-The classes are strace's (its ``sysent`` flags: TF, TP, TN, TS, TM, TD...) for the x86-64
+The classes are strace's (its ``sysent`` flags: TF, TP, TN, TS, TM, TD, TI...) for the x86-64
 calls listed here: every call this package decodes and the other common ones of each class.
+This is the one class table: ``-e trace=%file`` and the ``<nitro:class name="file"/>``
+element of the domain metadata select the same calls.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ _MEMORY = (
     "munlockall remap_file_pages mbind set_mempolicy get_mempolicy migrate_pages "
     "move_pages mlock2 pkey_mprotect process_madvise shmat shmdt"
 )
+_IPC = "msgget msgsnd msgrcv msgctl semget semop semctl semtimedop shmget shmat shmctl shmdt"
 _CREDS = "getuid geteuid getgid getegid setuid setgid setreuid setregid getgroups setgroups"
 _PURE = "getpid getppid gettid getuid geteuid getgid getegid getpgrp"
 _CLOCK = "clock_nanosleep clock_gettime clock_settime clock_getres clock_adjtime adjtimex"
@@ -66,6 +69,7 @@ CLASSES: dict[str, frozenset[str]] = {
     "%net": frozenset(_NETWORK.split()),
     "%signal": frozenset(_SIGNAL.split()),
     "%memory": frozenset(_MEMORY.split()),
+    "%ipc": frozenset(_IPC.split()),
     "%creds": frozenset(_CREDS.split()),
     "%pure": frozenset(_PURE.split()),
     "%clock": frozenset(_CLOCK.split()),

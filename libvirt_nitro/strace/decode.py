@@ -1,11 +1,11 @@
-"""Entry and exit of one system call to strace's text.
+"""Entry and exit of one system call to decoded values (:mod:`.values`).
 
 :func:`decode_entry` runs while the guest is stopped at the SYSCALL: it decodes what the call
 reads (paths, written buffers, ``execve``'s argv, which are gone after an exec) and keeps the
 raw registers. :func:`decode_exit` runs at the SYSRET: it decodes what the kernel wrote
-(``read``'s buffer, ``fstat``'s struct) and the return value. :func:`format_line` joins them.
-A decoder that fails prints the raw hex instead, and the failure is counted in
-:attr:`DecodeOptions.failures`.
+(``read``'s buffer, ``fstat``'s struct) and the return value. :func:`render_args` and
+:func:`format_line` make strace's text of them. A decoder that fails gives the raw hex
+instead, and the failure is counted in :attr:`DecodeOptions.failures`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .args import Arg, Context
 from .memory import GuestMemory
 from .signatures import RETURNS, SIGNATURES
 from .structs import hex_c
+from .values import Value, is_unreadable, render
 
 __all__ = [
     "Call",
@@ -26,6 +27,8 @@ __all__ = [
     "decode_entry",
     "decode_exit",
     "format_line",
+    "render_args",
+    "reread_unreadable",
     "strace_name",
 ]
 
@@ -34,14 +37,15 @@ _RAW_ARGS = 6
 
 @dataclass
 class DecodeOptions:
-    """Output options, apart from decoding.
+    """What decoding reads, and what it counts.
 
-    :ivar string_limit: bytes of a string or buffer printed before ``...`` (strace ``-s``,
-        default 32); also the most ``argv`` elements printed
+    :ivar capture_bytes: the most bytes of a string or buffer read from the guest, and the
+        most ``argv`` elements (a formatter prints at most this much of them: its ``-s`` is
+        at most this); default 32, strace's default ``-s``
     :ivar failures: decoder failures by system call name (each fell back to hex)
     """
 
-    string_limit: int = 32
+    capture_bytes: int = 32
     failures: Counter[str] = field(default_factory=Counter)
 
 
@@ -52,23 +56,13 @@ class Call:
     :ivar nr: system call number (``rax`` at entry)
     :ivar name: strace's name (``syscall_0x3ff`` for a number the table lacks)
     :ivar args: the six raw ``u64`` argument registers (rdi, rsi, rdx, r10, r8, r9)
-    :ivar entry_text: each decoded argument's text at entry; None where it is decoded at exit
+    :ivar entry_values: each argument decoded at entry; None where it is decoded at exit
     """
 
     nr: int
     name: str
     args: tuple[int, ...]
-    entry_text: list[str | None]
-
-    def entry_args_text(self) -> str:
-        """The arguments known at entry, as strace prints an unfinished call: up to the first
-        one decoded at exit, with a trailing ``", "`` if more follow (``"17977, "``)."""
-        shown = []
-        for text in self.entry_text:
-            if text is None:
-                return ", ".join(shown) + ", " if shown else ""
-            shown.append(text)
-        return ", ".join(shown)
+    entry_values: list[Value | None]
 
 
 def strace_name(nr: int) -> str:
@@ -83,10 +77,10 @@ def _signature(name: str, args: tuple[int, ...]) -> tuple[Arg, ...] | None:
     return sig(args)
 
 
-def _format(arg: Arg, ctx: Context, index: int, name: str) -> str:
+def _decode(arg: Arg, ctx: Context, index: int, name: str) -> Value:
     value = ctx.args[index] if index < len(ctx.args) else 0
     try:
-        return arg.text(ctx, value)
+        return arg.decode(ctx, value)
     except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
         ctx.options.failures[name] += 1
         return arg.label + hex_c(value)
@@ -108,21 +102,21 @@ def decode_entry(
     sig = _signature(name, regs)
     if sig is None:
         return Call(nr, name, regs, [hex_c(v) for v in regs])
-    texts = [None if a.at_exit else _format(a, ctx, i, name) for i, a in enumerate(sig)]
-    return Call(nr, name, regs, texts)
+    values = [None if a.at_exit else _decode(a, ctx, i, name) for i, a in enumerate(sig)]
+    return Call(nr, name, regs, values)
 
 
 def decode_exit(
     call: Call, ret: int, memory: GuestMemory | None, options: DecodeOptions
-) -> tuple[str, str]:
-    """Finish *call* at its exit with *ret* (raw ``u64`` ``rax``): ``(arguments text,
-    return text)``, e.g. ``('3, "root:x:0:0"..., 4096', "1274")``."""
+) -> tuple[list[Value], str]:
+    """Finish *call* at its exit with *ret* (raw ``u64`` ``rax``): ``(argument values,
+    return text)``; rendered, e.g. ``('3, "root:x:0:0"..., 4096', "1274")``."""
     signed = to_signed64(ret)
     ctx = Context(memory, options, call.args, signed)
     sig = _signature(call.name, call.args) or ()
-    texts = [
-        text if text is not None else _format(sig[i], ctx, i, call.name)
-        for i, text in enumerate(call.entry_text)
+    values = [
+        value if value is not None else _decode(sig[i], ctx, i, call.name)
+        for i, value in enumerate(call.entry_values)
     ]
     returns = RETURNS.get(call.name)
     try:
@@ -130,7 +124,35 @@ def decode_exit(
     except Exception:  # noqa: BLE001 - same rule as the arguments
         options.failures[call.name] += 1
         ret_text = format_return(ret)
-    return ", ".join(texts), ret_text
+    return values, ret_text
+
+
+def reread_unreadable(call: Call, memory: GuestMemory | None, options: DecodeOptions) -> Call:
+    """*call* with the entry arguments that could not be read at entry read again through
+    *memory*. A page the guest had not touched yet is not mapped at the entry (a path in a
+    program's data just after execve); the kernel touched it while serving the call, so it
+    can be read at the exit."""
+    stale = [is_unreadable(value) for value in call.entry_values]
+    if not any(stale):
+        return call
+    fresh = decode_entry(call.nr, call.args, memory, options)
+    values = [
+        new if again else old
+        for old, new, again in zip(call.entry_values, fresh.entry_values, stale, strict=True)
+    ]
+    return Call(call.nr, call.name, call.args, values)
+
+
+def render_args(values: Sequence[Value | None], string_limit: int) -> str:
+    """The arguments as strace prints them with ``-s`` *string_limit*. An entry's values stop
+    at the first one decoded at exit (None): then the text ends in ``", "`` if any came
+    before it, as strace prints an unfinished call (``"17977, "``)."""
+    shown = []
+    for value in values:
+        if value is None:
+            return ", ".join(shown) + ", " if shown else ""
+        shown.append(render(value, string_limit))
+    return ", ".join(shown)
 
 
 def format_line(name: str, args_text: str, ret_text: str | None) -> str:

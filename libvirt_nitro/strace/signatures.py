@@ -44,6 +44,7 @@ from .args import (
 )
 from .memory import read, read_s32
 from .structs import SIZES, hex_c
+from .values import Unreadable, Value
 from .xlat import MASK32, flag_set, open_flags, signal_name, value_of, xval
 
 __all__ = ["SIGNATURES", "RETURNS", "Signature"]
@@ -243,63 +244,69 @@ def _socket_protocol(ctx: Context, v: int) -> str:
 
 
 def _sockaddr_in(length_arg: int):
-    def fmt(ctx: Context, v: int) -> str:
+    def fmt(ctx: Context, v: int) -> Value:
         if v == 0:
             return "NULL"
         data = read(ctx.memory, v, min(ctx.args[length_arg] & MASK32, 128))
-        return hex(v) if data is None else structs.sockaddr(data)
+        return Unreadable(v) if data is None else structs.sockaddr(data)
 
     return fmt
 
 
 def _sockaddr_out(len_arg: int):
-    def fmt(ctx: Context, v: int) -> str:
+    def fmt(ctx: Context, v: int) -> Value:
         if v == 0:
             return "NULL"
         length = read_s32(ctx.memory, ctx.args[len_arg]) if ctx.args[len_arg] else None
         if ctx.failed or length is None:
             return hex(v)
         data = read(ctx.memory, v, min(length, 128))
-        return hex(v) if data is None else structs.sockaddr(data)
+        return Unreadable(v) if data is None else structs.sockaddr(data)
 
     return fmt
 
 
-def _socklen(ctx: Context, v: int) -> str:
+def _socklen(ctx: Context, v: int) -> Value:
     # Read even after a failure: the kernel left the caller's value, which strace prints.
     value = read_s32(ctx.memory, v)
-    return ptr(ctx, v) if value is None else f"[{value}]"
+    return Unreadable(v) if value is None else f"[{value}]"
 
 
-def _wait_status(ctx: Context, v: int) -> str:
+def _wait_status(ctx: Context, v: int) -> Value:
     if v == 0:
         return "NULL"
-    status = None if ctx.ret is None or ctx.ret <= 0 else read_s32(ctx.memory, v)
-    return hex(v) if status is None else structs.wait_status(status)
+    if ctx.ret is None or ctx.ret <= 0:
+        return hex(v)
+    status = read_s32(ctx.memory, v)
+    return Unreadable(v) if status is None else structs.wait_status(status)
 
 
-def _dirents(ctx: Context, v: int) -> str:
+def _dirents(ctx: Context, v: int) -> Value:
     if ctx.ret is None or ctx.ret < 0:
         return ptr(ctx, v)
     data = read(ctx.memory, v, ctx.ret)
     if data is None:
-        return ptr(ctx, v)
+        return Unreadable(v)
     count = structs.dirent64_count(data)
     return f"{ptr(ctx, v)} /* {count} entr{'ies' if count != 1 else 'y'} */"
 
 
-def _pollfds_in(ctx: Context, v: int) -> str:
+def _pollfds_in(ctx: Context, v: int) -> Value:
     count = ctx.args[1] & MASK32
-    data = read(ctx.memory, v, 8 * count) if count and count <= 1024 else None
-    return ptr(ctx, v) if data is None else structs.pollfds(data)
+    if not 0 < count <= 1024:
+        return ptr(ctx, v)
+    data = read(ctx.memory, v, 8 * count)
+    return Unreadable(v) if data is None else structs.pollfds(data)
 
 
-def _fdset_in(ctx: Context, v: int) -> str:
+def _fdset_in(ctx: Context, v: int) -> Value:
     nfds = s32(ctx.args[0])
     if v == 0:
         return "NULL"
-    data = read(ctx.memory, v, (nfds + 63) // 64 * 8) if 0 < nfds <= 1024 else None
-    return hex(v) if data is None else structs.fd_set(data, nfds)
+    if not 0 < nfds <= 1024:
+        return hex(v)
+    data = read(ctx.memory, v, (nfds + 63) // 64 * 8)
+    return Unreadable(v) if data is None else structs.fd_set(data, nfds)
 
 
 def _rt_sigaction_signal(ctx: Context, v: int) -> str:

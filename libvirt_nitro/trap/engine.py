@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .. import x86
 from ..errors import NitroError
@@ -164,7 +164,6 @@ class TrapEvent:
     long_mode: bool = True
     rex_w: bool = True
     rf_cleared: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 class NitroEngine:

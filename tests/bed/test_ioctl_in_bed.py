@@ -2,8 +2,9 @@
 
 The same calls the kernel backend makes: KVM_CHECK_EXTENSION(KVM_CAP_NITRO), KVM_NITRO_ATTACH
 on a VM fd, SET/GET_TRAPS, the ring mmap'ed from the nitro fd read through
-:class:`~libvirt_nitro.abi.ring.Ring`, and a nested guest (``tests/kvmvm.py``'s :class:`TestVm`)
-whose SYSCALL loop is trapped in the kernel, events landing in that ring.
+:class:`~libvirt_nitro.abi.ring.Ring`, and a nested guest
+(:class:`~libvirt_nitro.testing.kvmvm.TestVm`) whose SYSCALL loop is trapped in the kernel,
+events landing in that ring.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from libvirt_nitro.abi.event import EVENT_SYSCALL, Event
 from libvirt_nitro.abi.ring import EVENT_SIZE, Ring
 from libvirt_nitro.errors import KvmIoctlError
 from libvirt_nitro.ioctl import Kvm, KvmFd, Vm, ffi, lib
-from tests.kvmvm import COUNTER, FAULT_MARKER, UD_MARKER, TestVm
+from libvirt_nitro.testing.kvmvm import COUNTER, FAULT_MARKER, UD_MARKER, TestVm
 
 ABI = lib.KVM_NITRO_ABI_VERSION
 #: Seconds the nested guest may take to produce the events a test waits for.

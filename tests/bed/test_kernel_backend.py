@@ -1,10 +1,10 @@
 """The kernel backend end to end, in the emulated test bed with the patched kvm modules.
 
-A VMM subprocess (:func:`vmm_main`: tests/kvmvm.py's long-mode VM whose guest loops doing
-SYSCALL with rax = its own counter, run with KVM_RUN, no MSR filter) is traced by this
-process: :class:`~libvirt_nitro.nitrokvm.KernelBackend` from its (pid, vm fd) pair, a
-:class:`~libvirt_nitro.tracer.Tracer` over the kernel's ring, callbacks registered with
-``eventRegisterAny`` and run by libvirt's default event loop in a thread (no libvirtd).
+A VMM subprocess (:func:`vmm_main`: :mod:`libvirt_nitro.testing.kvmvm`'s long-mode VM whose
+guest loops doing SYSCALL with rax = its own counter, run with KVM_RUN, no MSR filter) is
+traced by this process: :class:`~libvirt_nitro.nitrokvm.KernelBackend` from its (pid, vm fd)
+pair, a :class:`~libvirt_nitro.tracer.Tracer` over the kernel's ring, callbacks registered
+with ``eventRegisterAny`` and run by libvirt's default event loop in a thread (no libvirtd).
 
 The VMM answers ``status`` on its stdin with the guest's counter, the markers its #UD and
 other fault handlers write (they must stay 0: a SYSCALL that raised a #UD the kernel did not
@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from libvirt_nitro import x86
+from libvirt_nitro.attachment import attach_backend
 from libvirt_nitro.domain import pidfd_getfd, pidfd_open
 from libvirt_nitro.errors import AlreadyTraced
 from libvirt_nitro.event_ids import EVENT_ID_LOST, EVENT_ID_SYSCALL
@@ -53,7 +54,7 @@ def vmm_main() -> None:
     """The VMM subprocess: run the test VM's SYSCALL loop; print ``{"pid", "vm_fd",
     "symbols"}`` as JSON, then answer each ``status`` line on stdin with
     ``counter ud_marker fault_marker exits``; exit when stdin closes."""
-    from tests.kvmvm import COUNTER, FAULT_MARKER, UD_MARKER, TestVm
+    from libvirt_nitro.testing.kvmvm import COUNTER, FAULT_MARKER, UD_MARKER, TestVm
 
     tvm = TestVm(msr_filter=False)
     # Straight into the SYSCALL loop: without the MSR filter the guest's own WRMSR of EFER
@@ -280,7 +281,7 @@ class Collector:
 
 
 def _trace(vmm: Vmm, slot_count: int = 4096) -> Any:
-    return KernelBackend(vmm.pid, vmm.vm_fd, slot_count=slot_count).open_tracer()
+    return attach_backend(KernelBackend(vmm.pid, vmm.vm_fd), slot_count=slot_count)
 
 
 def _close(loop: Loop, tracer: Any) -> None:
@@ -375,8 +376,9 @@ def test_close_gives_the_guest_back(loop: Loop, guest: Vmm) -> None:
 
 TRACER_PROCESS = """
 import sys
+from libvirt_nitro.attachment import attach_backend
 from libvirt_nitro.nitrokvm import KernelBackend
-tracer = KernelBackend(int(sys.argv[1]), int(sys.argv[2])).open_tracer()
+tracer = attach_backend(KernelBackend(int(sys.argv[1]), int(sys.argv[2])))
 print("armed", tracer.backend.armed_traps, flush=True)
 sys.stdin.read()
 """

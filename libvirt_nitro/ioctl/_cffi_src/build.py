@@ -22,7 +22,7 @@ ROOT = HERE.parents[2]
 UAPI = ROOT / "kernel" / "include" / "uapi"
 
 #: The per-header cdef modules, in include order.
-MODULES = ["kvm", "kvm_nitro"]
+MODULES = ["mman", "kvm", "kvm_nitro"]
 
 
 def load_module(name: str):  # noqa: ANN201 - a module object

@@ -1,15 +1,17 @@
 """The test guest: build it, run it as a libvirt domain, and drive its workload.
 
-The guest (see ``build-guest``) is a Debian kernel booted directly with a busybox initramfs
-whose init serves ``workload`` commands on its second serial port. That port is a unix socket
-on the host, in a root-only directory; :class:`ControlPort` speaks the line protocol described
-in ``workload.c``.
+The guest (see ``tests/guest/build-guest``) is a Debian kernel booted directly with a busybox
+initramfs whose init serves ``workload`` commands on its second serial port. That port is a
+unix socket on the host, in a root-only directory; :class:`ControlPort` speaks the line
+protocol described in ``tests/guest/workload.c``.  Building needs the source checkout this
+package was installed from (editable, as scripts/setup-host does): :data:`GUEST_SOURCES`.
 
-Also a small command line, used by ``scripts/demo``::
+Test and benchmark support (:mod:`libvirt_nitro.testing`); also a small command line, used by
+``scripts/demo``::
 
-    python -m tests.guest.testguest start NAME [--accel kvm|qemu] [--vcpus N]
-    python -m tests.guest.testguest run NAME COMMAND...
-    python -m tests.guest.testguest stop NAME
+    python -m libvirt_nitro.testing.guest start NAME [--accel kvm|qemu] [--vcpus N]
+    python -m libvirt_nitro.testing.guest run NAME COMMAND...
+    python -m libvirt_nitro.testing.guest stop NAME
 """
 
 from __future__ import annotations
@@ -28,14 +30,26 @@ from typing import Any
 from lxml import etree
 from lxml.builder import E
 
-HERE = Path(__file__).resolve().parent
-BUILD_SCRIPT = HERE / "build-guest"
+#: The guest's sources (build-guest, init, workload.c): tests/guest of the checkout.
+GUEST_SOURCES = Path(__file__).resolve().parents[2] / "tests" / "guest"
+BUILD_SCRIPT = GUEST_SOURCES / "build-guest"
 #: Control sockets and console logs of running test guests; root-only.
 RUN_DIR = Path(os.environ.get("LIBVIRT_NITRO_RUN_DIR", "/run/libvirt-nitro/guests"))
 #: Booting under TCG takes 7-12 s here; the deadline leaves room for a loaded 2-core machine.
 BOOT_TIMEOUT = 120.0
 
-__all__ = ["GuestImage", "ControlPort", "CommandResult", "TestGuest", "domain_xml", "RUN_DIR"]
+__all__ = [
+    "GuestImage",
+    "ControlPort",
+    "CommandResult",
+    "TestGuest",
+    "domain_xml",
+    "control_socket_path",
+    "console_log_path",
+    "prepare_run_dir",
+    "RUN_DIR",
+    "GUEST_SOURCES",
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +76,15 @@ class GuestImage:
 
     @classmethod
     def build(cls) -> GuestImage:
-        """Build the guest, or reuse the cached build (see ``build-guest``)."""
+        """Build the guest, or reuse the cached build (see ``build-guest``).
+
+        :raises FileNotFoundError: no :data:`BUILD_SCRIPT` (not a source checkout).
+        """
+        if not BUILD_SCRIPT.is_file():
+            raise FileNotFoundError(
+                f"no {BUILD_SCRIPT}: building the test guest needs the libvirt-nitro source "
+                "checkout (pip install -e .)"
+            )
         done = subprocess.run(
             ["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True
         )
@@ -289,7 +311,7 @@ class TestGuest:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.guest.testguest start|run|stop NAME``."""
+    """``python -m libvirt_nitro.testing.guest start|run|stop NAME``."""
     parser = argparse.ArgumentParser(prog="testguest", description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--connect", default="qemu:///system", metavar="URI")
     verbs = parser.add_subparsers(dest="verb", required=True)

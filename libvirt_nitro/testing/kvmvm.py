@@ -10,8 +10,12 @@ with ``jmp *%rcx``.  Its #UD handler writes a marker and halts: it must never ru
 
 :class:`NitroCycle` arms the trap (EFER.SCE cleared, hardware breakpoint on the #UD
 handler through KVM_SET_GUEST_DEBUG) and, for each KVM_EXIT_DEBUG there, builds the
-event from GET_REGS/GET_SREGS/GET_MSRS into a :class:`~libvirt_nitro.abi.ring.Ring`,
-completes the SYSCALL architecturally and resumes the guest.
+event from GET_REGS/GET_SREGS/GET_MSRS (:func:`fill_from_kvm`) into a
+:class:`~libvirt_nitro.abi.ring.Ring`, completes the SYSCALL architecturally and resumes
+the guest.
+
+Test and benchmark support only (:mod:`libvirt_nitro.testing`): the product traces through
+the kernel's Nitro fd or QEMU's gdbstub, never through this cycle.
 """
 
 from __future__ import annotations
@@ -23,14 +27,17 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from libvirt_nitro import x86
-from libvirt_nitro.abi.event import EVENT_SYSCALL, fill_from_kvm
-from libvirt_nitro.abi.ring import Ring
-from libvirt_nitro.ioctl import Kvm, ffi, lib
+from .. import x86
+from ..abi.event import EVENT_SYSCALL, REG_NAMES
+from ..abi.ring import Ring
+from ..backend import Backend
+from ..ioctl import Kvm, ffi, lib
 
-__all__ = ["GUEST_ASM", "TestVm", "NitroCycle", "guest_image"]
+__all__ = ["GUEST_ASM", "TestVm", "NitroCycle", "UnexpectedExit", "fill_from_kvm", "guest_image"]
 
 MEM_SIZE = 2 << 20
 PML4, PDPT, PD = 0x1000, 0x2000, 0x3000
@@ -240,16 +247,63 @@ class TestVm:
         self.close()
 
 
+_GPRS = REG_NAMES[: REG_NAMES.index("rflags") + 1]
+_SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
+
+
+def fill_from_kvm(
+    ev: Any,
+    *,
+    vcpu_id: int,
+    type: int,
+    regs: Any,
+    sregs: Any,
+    msrs: Mapping[int, int],
+    flags: int = 0,
+    timestamp_ns: int = 0,
+    efer: int | None = None,
+) -> None:
+    """Fill ``struct kvm_nitro_event *`` *ev* from KVM's ``struct kvm_regs *`` *regs*,
+    ``struct kvm_sregs *`` *sregs* and the MSRs of :data:`x86.SYSCALL_MSRS` in *msrs*.
+
+    Overwrite ``regs.rip``/``rflags``/``rsp`` of *regs* first if the trap moved them
+    (a #UD frame).  *efer* is the guest's own view (the shadow) if given.
+    """
+    ev.vcpu_id = vcpu_id
+    ev.type = type
+    ev.flags = flags
+    ev.timestamp_ns = timestamp_ns
+    out = ev.regs
+    for name in _GPRS:
+        setattr(out, name, getattr(regs, name))
+    out.cr0, out.cr2, out.cr3, out.cr4 = sregs.cr0, sregs.cr2, sregs.cr3, sregs.cr4
+    out.efer = sregs.efer if efer is None else efer
+    out.fs_base, out.gs_base = sregs.fs.base, sregs.gs.base
+    out.kernel_gs_base = msrs.get(x86.MSR_KERNEL_GS_BASE, 0)
+    out.star = msrs.get(x86.MSR_STAR, 0)
+    out.lstar = msrs.get(x86.MSR_LSTAR, 0)
+    out.cstar = msrs.get(x86.MSR_CSTAR, 0)
+    out.sfmask = msrs.get(x86.MSR_SYSCALL_MASK, 0)
+    out.sysenter_cs = msrs.get(x86.MSR_IA32_SYSENTER_CS, 0)
+    out.sysenter_esp = msrs.get(x86.MSR_IA32_SYSENTER_ESP, 0)
+    out.sysenter_eip = msrs.get(x86.MSR_IA32_SYSENTER_EIP, 0)
+    for name in _SEGMENTS:
+        setattr(out, name, getattr(sregs, name).selector)
+
+
 class UnexpectedExit(AssertionError):
     """The test VM exited in a way the Nitro cycle does not expect."""
 
 
-class NitroCycle:
+class NitroCycle(Backend):
     """The userspace Nitro cycle on a :class:`TestVm`, producing into *ring*.
 
-    Also a backend for :class:`~libvirt_nitro.tracer.Tracer`: :meth:`start` runs the
-    cycle on a thread until :meth:`stop` (or *max_events* events).
+    Also a :class:`~libvirt_nitro.backend.Backend` for a
+    :class:`~libvirt_nitro.tracer.Tracer`: :meth:`start` runs the cycle on a thread until
+    :meth:`stop` (or *max_events* events).
     """
+
+    name = "testvm"
 
     def __init__(self, tvm: TestVm, ring: Ring | None = None, max_events: int | None = None):
         self.tvm = tvm
@@ -372,8 +426,18 @@ class NitroCycle:
             if time.monotonic() > deadline:
                 raise UnexpectedExit(f"{self.events}/{events} events after {timeout} s")
 
-    # Backend protocol
-    def start(self, ring: Ring) -> None:
+    # Backend interface
+    def open(self, slot_count: int) -> Ring:
+        """A new ring of *slot_count* slots for the cycle to fill."""
+        self.ring = Ring(slot_count)
+        return self.ring
+
+    @property
+    def running(self) -> bool:
+        """True while the cycle's thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, ring: Ring, pipeline: Any = None) -> None:
         """Run the cycle on a thread, producing into *ring*, until :meth:`stop`."""
         self.ring = ring
         self.arm()

@@ -1,0 +1,139 @@
+"""The event pipeline alone (a pure unit): raw ABI events in, typed records out; pairing,
+filtering and decoding the same for every backend; formatters own the text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from libvirt_nitro.abi.event import EVENT_SYSCALL, EVENT_SYSRET, Event
+from libvirt_nitro.introspect import Task
+from libvirt_nitro.output import JsonFormatter, RawFormatter, StraceFormatter
+from libvirt_nitro.pipeline import Filter, Pipeline
+from libvirt_nitro.strace import DecodeOptions, parse_trace_expr
+
+CR3, RSP = 0x1A2000, 0x7FFD0000
+SHELL = Task(pid=40, tid=40, comm="sh")
+WORKER = Task(pid=41, tid=42, comm="worker")
+
+
+class Memory:
+    """Guest memory of a few byte strings."""
+
+    def __init__(self, blobs: dict[int, bytes]):
+        self.blobs = blobs
+
+    def read(self, address: int, size: int) -> bytes:
+        for start, data in self.blobs.items():
+            if start <= address and address + size <= start + len(data):
+                return data[address - start : address - start + size]
+        from libvirt_nitro.errors import NitroError
+
+        raise NitroError(f"unreadable {address:#x}")
+
+    def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
+        data = self.read(address, 1) and self.blobs[address]
+        end = data.find(b"\0")
+        return (data[:limit], True) if end < 0 or end > limit else (data[:end], False)
+
+
+def event(kind: int, rip: int, rsp: int = RSP, cr3: int = CR3, **regs: int) -> Event:
+    def fill(ev: Any) -> None:
+        ev.type, ev.vcpu_id, ev.timestamp_ns = kind, 1, 5_000_000_000
+        ev.regs.cr3, ev.regs.rsp, ev.regs.rip = cr3, rsp, rip
+        for name, value in regs.items():
+            setattr(ev.regs, name, value)
+
+    return Event.build(fill)
+
+
+def enter(nr: int, rip: int = 0x401000, *args: int, **regs: int) -> Event:
+    names = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+    return event(EVENT_SYSCALL, rip, rax=nr, **dict(zip(names, args, strict=False)), **regs)
+
+
+def leave(ret: int, rip: int = 0x401000, **regs: int) -> Event:
+    return event(EVENT_SYSRET, 0xFFFFFFFF81000000, rax=ret & (1 << 64) - 1, rcx=rip + 2, **regs)
+
+
+def test_an_exit_is_paired_with_its_entry_by_thread_across_frames() -> None:
+    pipeline = Pipeline()
+    memory = Memory({0x5000: b"/etc/passwd\0"})
+    first = pipeline.process(enter(257, 0x401000, 0xFFFFFF9C, 0x5000), SHELL, memory)
+    assert first is not None and first.name == "openat" and first.task == SHELL
+    # The kernel ran the exit elsewhere (another stack pointer): the thread pairs it.
+    done = pipeline.process(leave(3, 0x401000, rsp=0x1234), SHELL, memory)
+    assert done is not None and (done.nr, done.ret) == (257, 3)
+    line = StraceFormatter().lines(done)
+    assert line == ['[pid 40 sh] openat(AT_FDCWD, "/etc/passwd", O_RDONLY) = 3']
+
+
+def test_without_tasks_the_frame_pairs_and_unseen_entries_print_as_unknown() -> None:
+    pipeline = Pipeline(decode=False)
+    assert pipeline.process(enter(39)) is not None
+    done = pipeline.process(leave(77))
+    assert done is not None and (done.name, done.ret_text) == ("getpid", "77")
+    orphan = pipeline.process(leave(5, rip=0x999))
+    assert orphan is not None and orphan.nr is None
+    assert RawFormatter().lines(orphan)[0].startswith("[vcpu 1] exit  ? = 5 nr=? ")
+
+
+def test_an_entry_whose_exit_never_came_is_reported_with_the_threads_next_call() -> None:
+    pipeline = Pipeline()
+    memory = Memory({0x5000: b"/bin/true\0"})
+    pipeline.process(enter(59, 0x401000, 0x5000), WORKER, memory)  # execve: no SYSRET
+    record = pipeline.process(enter(39, 0x402000), WORKER, memory)
+    assert record is not None and record.unfinished is not None
+    assert record.unfinished.name == "execve" and record.unfinished.task == WORKER
+    lines = StraceFormatter().lines(record)
+    assert lines == ['[pid 41 tid 42 worker] execve("/bin/true", NULL, NULL) = 0']
+
+
+def test_the_filter_drops_entries_and_their_exits_and_applies_to_tasks() -> None:
+    pipeline = Pipeline(
+        Filter(syscalls=frozenset(parse_trace_expr("%file")), comms=frozenset({"sh"}))
+    )
+    memory = Memory({0x5000: b"x\0"})
+    assert pipeline.process(enter(39), SHELL, memory) is None  # getpid: not %file
+    assert pipeline.process(leave(40), SHELL, memory) is None  # ... nor its exit
+    assert pipeline.process(enter(87, 0x401000, 0x5000), WORKER, memory) is None  # not sh
+    assert pipeline.process(leave(0), WORKER, memory) is None
+    kept = pipeline.process(enter(87, 0x401000, 0x5000), SHELL, memory)
+    assert kept is not None and kept.name == "unlink"
+    assert pipeline.process(leave(0), SHELL, memory) is not None
+    # An exit whose entry the kernel's syscall bitmap dropped (never seen): dropped too.
+    assert pipeline.process(leave(0, rip=0x777), SHELL, memory) is None
+
+
+def test_in_place_part_of_a_filter() -> None:
+    full = Filter(syscalls=frozenset({1}), pids=frozenset({4}), cr3s=frozenset({CR3}))
+    assert full.only(frozenset({"syscalls"})) == Filter(syscalls=frozenset({1}))
+    assert full.needs_task and not full.only(frozenset({"syscalls"})).needs_task
+    assert Filter().empty and not full.empty
+
+
+def test_the_string_limit_belongs_to_the_formatter() -> None:
+    pipeline = Pipeline(options=DecodeOptions(capture_bytes=64))
+    memory = Memory({0x5000: b"0123456789abcdef"})
+    pipeline.process(enter(1, 0x401000, 1, 0x5000, 16), SHELL, memory)
+    record = pipeline.process(leave(16), SHELL, memory)
+    assert record is not None
+    assert StraceFormatter(4).lines(record) == ['[pid 40 sh] write(1, "0123"..., 16) = 16']
+    assert StraceFormatter(32).lines(record) == [
+        '[pid 40 sh] write(1, "0123456789abcdef", 16) = 16'
+    ]
+    record_json = JsonFormatter(8).as_dict(record)
+    assert record_json["args_decoded"] == '1, "01234567"..., 16'
+    assert (record_json["name"], record_json["ret"], record_json["pid"]) == ("write", 16, 40)
+
+
+def test_a_decoder_bug_is_counted_and_the_call_still_printed() -> None:
+    class Broken(Memory):
+        def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
+            raise RuntimeError("a bug, not an unreadable page")
+
+    pipeline = Pipeline()
+    pipeline.process(enter(87, 0x401000, 0x5000), SHELL, Broken({}))
+    record = pipeline.process(leave(0), SHELL, Broken({}))
+    assert record is not None
+    assert StraceFormatter().lines(record) == ["[pid 40 sh] unlink(0x5000) = 0"]
+    assert pipeline.failures == {"unlink": 1}

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
+from .cliargs import (
+    PROG,
+    ArgumentParser,
+    comm_name,
+    non_negative_int,
+    positive_int,
+    positive_seconds,
+    run_verb,
+)
 from .errors import NitroError
 
 __all__ = ["main", "build_parser"]
-
-PROG = "libvirt-nitro"
 
 #: virsh's names for ``virDomainState`` values.
 STATE_NAMES = {
@@ -112,6 +120,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     from .domain import libvirt_module, lookup_domain, open_connection
 
+    trace_filter = _trace_filter(args)  # bad options are refused before anything is touched
+    if args.kernel_image is not None and not os.access(args.kernel_image, os.R_OK):
+        raise NitroError(f"--kernel-image {args.kernel_image}: cannot read it")
     libvirt = libvirt_module()
     libvirt.virEventRegisterDefaultImpl()  # before the connection, as for domain events
     conn = open_connection(args.connect)
@@ -121,8 +132,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from .event_ids import EVENT_ID_LOST, EVENT_ID_SYSCALL
     from .output import Printer, formatter_for
 
-    trace_filter = _trace_filter(args)
-    stream = open(args.output, "w", buffering=1) if args.output else sys.stdout
+    stream = _open_output(args.output) if args.output else sys.stdout
     stop: list[str] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -130,14 +140,19 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    tracer = attach(
-        dom,
-        backend=args.backend,
-        decode=not args.raw or args.json,
-        filter=trace_filter,
-        capture_bytes=args.string_limit,
-        kernel_image=args.kernel_image,
-    )
+    try:
+        tracer = attach(
+            dom,
+            backend=args.backend,
+            decode=not args.raw or args.json,
+            filter=trace_filter,
+            capture_bytes=args.string_limit,
+            kernel_image=args.kernel_image,
+        )
+    except BaseException:
+        if stream is not sys.stdout:
+            stream.close()
+        raise
     printer = Printer(
         stream,
         formatter_for(
@@ -200,6 +215,14 @@ def summary_line(events: int, summary: dict[str, Any]) -> str:
     return line
 
 
+def _open_output(path: str) -> Any:
+    """The ``-o`` file, line-buffered; one clear error if it cannot be written."""
+    try:
+        return open(path, "w", buffering=1)
+    except OSError as exc:
+        raise NitroError(f"-o {path}: {exc.strerror}") from None
+
+
 def _trace_filter(args: argparse.Namespace) -> Any:
     """The :class:`~libvirt_nitro.pipeline.Filter` of ``trace``'s -e, -p and --comm."""
     from .pipeline import Filter
@@ -223,7 +246,7 @@ def _dash(value: object) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``libvirt-nitro`` (one sub-command per verb)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=PROG, description="Trace the system calls of running libvirt/QEMU guests."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -256,21 +279,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     trace = verbs.add_parser("trace", help="print the system calls a running guest makes")
     trace.add_argument("domain", metavar="DOMAIN", help="domain name, UUID or id")
-    trace.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    trace.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    trace.add_argument(
+        "--duration", type=positive_seconds, metavar="S", help="stop after S seconds"
+    )
+    trace.add_argument("--count", type=positive_int, metavar="N", help="stop after N events")
     trace.add_argument("--json", action="store_true", help="print JSON lines")
     trace.add_argument("-o", "--output", metavar="FILE", help="write events to FILE")
     trace.add_argument(
         "-e", dest="expr", metavar="trace=SET", help="calls to show: names and %%classes, as strace"
     )
     trace.add_argument(
-        "-p", dest="pid", type=int, action="append", metavar="PID", help="only guest process PID"
+        "-p",
+        dest="pid",
+        type=positive_int,
+        action="append",
+        metavar="PID",
+        help="only guest process PID",
     )
-    trace.add_argument("--comm", action="append", metavar="NAME", help="only this command name")
+    trace.add_argument(
+        "--comm", type=comm_name, action="append", metavar="NAME", help="only this command name"
+    )
     trace.add_argument(
         "-s",
         dest="string_limit",
-        type=int,
+        type=non_negative_int,
         default=32,
         metavar="STRSIZE",
         help="print at most STRSIZE bytes of each string (default 32)",
@@ -304,22 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``libvirt-nitro`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    try:
-        return func(args)
-    except NitroError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # a libvirtError we did not anticipate: still one line
-        if type(exc).__name__ != "libvirtError":
-            raise
-        from .domain import describe_error
-
-        print(f"{PROG}: error: libvirt: {describe_error(exc)}", file=sys.stderr)
-        return 1
+    return run_verb(func, args)
 
 
 if __name__ == "__main__":

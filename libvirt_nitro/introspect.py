@@ -57,11 +57,13 @@ class GuestIntrospection:
         """Introspection of the running domain *dom* (resolved to *process*).
 
         *kernel_image* is the guest kernel (bzImage); by default the domain's directly booted
-        kernel. Without a usable image, tasks are unknown (``layout_note`` says why).
+        kernel. Without a usable image of its own, tasks are unknown (``layout_note`` says
+        why).
+
+        :raises NitroError: *kernel_image*, named by the user, is not a usable kernel image.
         """
         from .linux.layout import KernelLayout
 
-        physical = QemuPhysicalMemory.from_domain(dom, process.pid)
         image = kernel_image or process.xml.kernel
         layout, note = None, ""
         if image is None:
@@ -73,7 +75,9 @@ class GuestIntrospection:
                 layout = KernelLayout.from_image(image)
             except NitroError as exc:
                 note = str(exc)
-        return cls(physical, layout, note)
+        if kernel_image is not None and layout is None:
+            raise NitroError(f"kernel image {kernel_image}: {note}")
+        return cls(QemuPhysicalMemory.from_domain(dom, process.pid), layout, note)
 
     def close(self) -> None:
         """Release QEMU's memory file."""

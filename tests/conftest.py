@@ -17,7 +17,7 @@ from tests.support import require
 
 URI = "qemu:///system"
 #: Tests that restart libvirtd, closing every connection (the session fixtures' too): last.
-RUN_LAST = {"test_libvirtd_restart_mid_trace"}
+RUN_LAST = {"test_libvirtd_restart_mid_trace", "test_libvirtd_restart_mid_cli_trace"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ from libvirt_nitro.testing.guest import (
     domain_xml,
     prepare_run_dir,
 )
-from tests.support import require, wait_for
+from tests.support import require, require_runs_last, start_libvirtd, stop_libvirtd, wait_for
 from tests.tracing import syscalls_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,43 +313,23 @@ def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def _libvirtd_pid() -> int:
-    return int(Path("/run/libvirtd.pid").read_text().strip())
-
-
-def _virsh_answers() -> bool:
-    done = subprocess.run(
-        ["virsh", "-c", URI, "version"], capture_output=True, timeout=30, check=False
-    )
-    return done.returncode == 0
-
-
 def test_libvirtd_restart_mid_trace(request, guest) -> None:
     """Runs last: libvirtd is stopped and started again (`libvirtd -d`, as
     scripts/setup-host does) while the service traces; tracing goes on, the server
     reconnects, and the metadata-change event still reaches it afterwards."""
-    later = [item for item in request.session.items if item.module is not request.module]
-    index = request.session.items.index(request.node)
-    require(
-        not any(request.session.items.index(item) > index for item in later),
-        "the libvirtd restart test runs last in the session (it closes every libvirt "
-        "connection, the session fixtures' too)",
-    )
+    require_runs_last(request)
     import libvirt
 
     server = holder_pid(guest.uuid)
     assert server is not None, "the previous test left the guest traced"
     before = len(records(guest.output))
-    old = _libvirtd_pid()
-    os.kill(old, signal.SIGTERM)
-    wait_for(lambda: not Path(f"/proc/{old}").exists(), "libvirtd to exit", timeout=120)
+    stop_libvirtd()
     try:
         # the control port and the gdbstub do not go through libvirtd
         guest.run("getpid", "3", timeout=300)
         wait_for(lambda: len(records(guest.output)) - before >= 6, "events with libvirtd down")
     finally:
-        subprocess.run(["libvirtd", "-d"], check=True, timeout=60)
-        wait_for(_virsh_answers, "libvirtd to answer again", timeout=120)
+        start_libvirtd()
     wait_for(lambda: (status_of(guest.uuid) or {}).get("reconnects", 0) >= 1, "reconnect", 60)
     assert holder_pid(guest.uuid) == server
     before = len(records(guest.output))

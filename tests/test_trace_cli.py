@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from libvirt_nitro.errors import DomainNotRunning
 from libvirt_nitro.linux import syscall_name, syscall_number
 from libvirt_nitro.runtime import RUN_DIR, acquire_trace_lock
 from libvirt_nitro.testing.guest import TestGuest
-from tests.support import wait_for
+from tests.support import require_runs_last, start_libvirtd, stop_libvirtd, wait_for
 from tests.tracing import syscalls_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,15 +77,17 @@ class TraceProcess:
             self.proc.wait(30)
 
 
-def assert_guest_given_back(guest: TestGuest) -> None:
-    """EFER.SCE back on every vCPU, processes unharmed, and nothing left holding the domain."""
-    wait_for(lambda: syscalls_enabled(guest.dom), "EFER.SCE restored on every vCPU", timeout=60)
+def assert_guest_given_back(guest: TestGuest, dom=None) -> None:
+    """EFER.SCE back on every vCPU, processes unharmed, and nothing left holding the domain
+    (*dom*: the guest's domain through another connection than the fixture's)."""
+    dom = dom or guest.dom
+    wait_for(lambda: syscalls_enabled(dom), "EFER.SCE restored on every vCPU", timeout=60)
     result = guest.run("sequence")
     assert result.exit_code == 0, result.output
     assert result.values["ud2_child_signal"] == str(int(signal.SIGILL))
-    wait_for(lambda: _lock_free(guest.dom.UUIDString()), "the trace lock to be released")
-    assert not (RUN_DIR / "gdb" / guest.dom.UUIDString()).exists()
-    attach(guest.dom).close()  # a new tracer can start: no stub or breakpoint left behind
+    wait_for(lambda: _lock_free(dom.UUIDString()), "the trace lock to be released")
+    wait_for(lambda: not (RUN_DIR / "gdb" / dom.UUIDString()).exists(), "the stub directory gone")
+    attach(dom).close()  # a new tracer can start: no stub or breakpoint left behind
 
 
 def _lock_free(uuid: str) -> bool:
@@ -334,3 +337,83 @@ def test_pid_and_comm_filters(tcg_guest) -> None:
     getpids = [r for r in records if r["name"] == "getpid" and r["direction"] == "exit"]
     assert [r["ret_decoded"] for r in getpids if r["pid"] == int(pid)] == [pid] * 3
     assert all(r["tid"] == r["pid"] for r in getpids)
+
+
+def _kill_during_workload(guest: TestGuest, moment: str, events: int) -> tuple:
+    """Start ``trace``, run the workload, SIGKILL the tracer at *moment* ("at once",
+    "armed", or "events": after *events* lines); return (workload result, tracer stderr)."""
+    trace = TraceProcess(guest.name, "--json")
+    outcome: dict = {}
+    busy = threading.Thread(target=lambda: outcome.update(result=guest.run("loop", "50")))
+    busy.start()
+    try:
+        if moment != "at once":
+            trace.wait_armed()
+        if moment == "events":
+            wait_for(
+                lambda: len(trace.stdout) >= events or not busy.is_alive(),
+                f"{events} events",
+                timeout=120,
+            )
+        trace.proc.kill()
+        assert trace.wait_exit() == -signal.SIGKILL
+    finally:
+        trace.kill()
+        busy.join(300)
+    return outcome.get("result"), trace.stderr
+
+
+def test_tracer_sigkilled_at_random_moments(tcg_guest) -> None:
+    """20 tracers SIGKILLed at random moments (while starting or arming, just armed, or
+    after some events) while the guest runs its workload: the workload completes every
+    time and the guard gives the guest back (or nothing was touched yet)."""
+    seed = random.randrange(1 << 32)
+    rng = random.Random(seed)
+    for round_ in range(20):
+        moment = rng.choice(["at once", "armed", "events"])
+        result, said = _kill_during_workload(tcg_guest, moment, rng.randrange(1, 40))
+        where = f"round {round_}, killed {moment} (seed {seed}); tracer said {said}"
+        assert result is not None and result.exit_code == 0, where
+        assert result.values["loop_count"] == "50", where
+        wait_for(lambda: syscalls_enabled(tcg_guest.dom), f"EFER.SCE restored: {where}", 60)
+        wait_for(lambda: _lock_free(tcg_guest.dom.UUIDString()), f"the lock free: {where}", 60)
+    assert_guest_given_back(tcg_guest)
+
+
+def _trace_across_a_libvirtd_restart(guest: TestGuest, ends_while_down: bool) -> list[str]:
+    """``trace`` while libvirtd stops and starts again; the tracer is ended (SIGINT) while
+    libvirtd is down, or after it is back. Returns the tracer's stderr."""
+    trace = TraceProcess(guest.name, "--json")
+    try:
+        trace.wait_armed()
+        stop_libvirtd()
+        try:
+            before = len(trace.stdout)
+            guest.run("getpid", "3", timeout=300)  # the control port: no libvirtd needed
+            wait_for(lambda: len(trace.stdout) >= before + 6, "events with libvirtd down")
+            if ends_while_down:
+                trace.proc.send_signal(signal.SIGINT)
+                assert trace.wait_exit() == 0, trace.stderr
+        finally:
+            start_libvirtd()
+        if not ends_while_down:
+            trace.proc.send_signal(signal.SIGINT)
+            assert trace.wait_exit() == 0, trace.stderr
+    finally:
+        trace.kill()
+    return trace.stderr
+
+
+def test_libvirtd_restart_mid_cli_trace(request, tcg_guest) -> None:
+    """Runs last (conftest's RUN_LAST). libvirtd restarts while ``trace`` runs: tracing goes
+    on and ends cleanly, closing the gdbstub through a new connection; and a tracer that
+    ends while libvirtd is down leaves its stub open, which the next tracer closes itself:
+    no manual step either way."""
+    require_runs_last(request)
+    import libvirt
+
+    for ends_while_down in (False, True):
+        said = _trace_across_a_libvirtd_restart(tcg_guest, ends_while_down)
+        assert "Traceback" not in "\n".join(said), said
+        fresh = libvirt.open(URI).lookupByUUIDString(tcg_guest.dom.UUIDString())
+        assert_guest_given_back(tcg_guest, fresh)  # a new trace attaches with no manual step

@@ -385,9 +385,8 @@ class Server:
                 if time.monotonic() >= deadline:
                     raise NitroError(f"libvirt at {self.uri} did not answer in {connect_timeout} s")
                 time.sleep(RECONNECT_RETRY)
-            if self.stop_reason is not None:
-                log.info("%s: nothing to trace", self.stop_reason)
-                return 0
+            if self.stop_reason is not None:  # no such domain, or not running
+                raise NitroError(f"{self.stop_reason}: nothing to trace")
             self.config = self.read_config()
             if self.config is None:
                 log.info("domain %s has no <nitro:trace> element: nothing to trace", self.name)

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..cliargs import PROG, ArgumentParser, domain_uuid, run_verb
 from ..errors import NitroError
 
 __all__ = ["register", "main", "build_parser"]
-
-PROG = "libvirt-nitro"
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -140,7 +139,7 @@ def register(subparsers: Any) -> None:
     install.set_defaults(func=cmd_install_hook)
 
     serve = subparsers.add_parser("serve", help="trace a domain as a service (by UUID)")
-    serve.add_argument("uuid", metavar="UUID")
+    serve.add_argument("uuid", type=domain_uuid, metavar="UUID")
     serve.add_argument("--hook-pid", type=int, metavar="PID", help="wait for PID to exit first")
     serve.add_argument(
         "--attach-timeout",
@@ -164,7 +163,7 @@ def register(subparsers: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """A parser with ``-c/--connect`` and the service verbs only."""
-    parser = argparse.ArgumentParser(prog=PROG, description="libvirt-nitro service verbs")
+    parser = ArgumentParser(prog=PROG, description="libvirt-nitro service verbs")
     parser.add_argument("-c", "--connect", metavar="URI", help="libvirt URI")
     register(parser.add_subparsers(dest="verb", metavar="COMMAND", required=True))
     return parser
@@ -173,10 +172,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one service verb; NitroErrors end as one line on stderr and status 1."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except NitroError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_verb(args.func, args)

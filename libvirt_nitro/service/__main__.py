@@ -1,4 +1,5 @@
-"""``python -m libvirt_nitro.service``: the service verbs (until the main CLI has them)."""
+"""``python -m libvirt_nitro.service``: the service verbs alone (the hook script runs this, so
+that it works whatever the main command line offers; ``libvirt-nitro`` has the same verbs)."""
 
 import sys
 

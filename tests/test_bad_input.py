@@ -79,9 +79,7 @@ def test_bad_input_is_one_error_line(tcg_guest, tmp_path, args, says, status) ->
     malformed.write_text("<nitro:trace")
     invalid = tmp_path / "invalid.xml"
     invalid.write_text('<trace xmlns="http://libvirt-nitro.org/xmlns/trace/1.0" mode="fast"/>')
-    words = [
-        word.format(dom=tcg_guest.name, malformed=malformed, invalid=invalid) for word in args
-    ]
+    words = [word.format(dom=tcg_guest.name, malformed=malformed, invalid=invalid) for word in args]
     done = run_cli(*words)
     assert done.returncode == status, done.stderr
     assert "Traceback" not in done.stderr

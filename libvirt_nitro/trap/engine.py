@@ -4,9 +4,17 @@ Arming, on every vCPU of a stopped guest:
 
 1. find the #UD handler (IDT vector 6) and every SYSRET of the guest kernel
    (:func:`~libvirt_nitro.linux.entry.find_sysret_sites`) — refuse to arm without a SYSRETQ;
-2. clear EFER.SCE, so that SYSCALL raises #UD — and so would SYSRET, which is why every
-   SYSRET gets a breakpoint before SCE is cleared and is never executed with SCE clear;
-3. set breakpoints on the #UD handler and the SYSRET sites.
+2. set breakpoints on the #UD handler and the SYSRET sites, and a temporary one on the
+   local APIC timer's handler (IDT vector 0xEC);
+3. prove that breakpoints are delivered: resume the guest, SCE still set, and wait for one
+   of them to hit. Where they are not (seen: a KVM guest under nested SVM emulated by QEMU
+   TCG), a cleared SCE would make the guest's first SYSRET raise #UD in its kernel and kill
+   it; so after :data:`PROOF_TIMEOUT` s without a hit every breakpoint is removed, EFER is
+   left as it was and arming is refused. An idle guest may make no system call for minutes,
+   but its timer interrupt comes within milliseconds (a tickless kernel still programs the
+   timer for its next event), so the timer breakpoint proves an idle host as well;
+4. clear EFER.SCE, so that SYSCALL raises #UD — and so would SYSRET, which is why every
+   SYSRET has its breakpoint before SCE is cleared and is never executed with SCE clear.
 
 At a stop on the #UD handler the exception frame tells where the guest faulted. If the
 instruction there is SYSCALL (``0F 05``) in user mode, an **entry** event is recorded with the
@@ -55,6 +63,12 @@ log = logging.getLogger(__name__)
 
 #: Single-steps tried on a native SYSCALL/SYSRET before an unmoved RIP is an error.
 NATIVE_STEP_TRIES = 3
+#: How long arming waits for the first breakpoint hit before refusing (s).
+PROOF_TIMEOUT = 10.0
+#: IDT vector of the local APIC timer interrupt (Linux: LOCAL_TIMER_VECTOR).
+LOCAL_TIMER_VECTOR = 0xEC
+#: Breakpoints QEMU can hold at once: under KVM, the 4 debug registers (DESIGN.md §4).
+MAX_BREAKPOINTS = 4
 
 U64 = (1 << 64) - 1
 #: Every RFLAGS bit SYSCALL's FMASK can clear (all but the fixed bit 1).
@@ -124,11 +138,21 @@ class VcpuFacts:
 
 @dataclass
 class ArmingPlan:
-    """Everything the guard needs to give the guest back: addresses and original EFERs."""
+    """Everything the guard needs to give the guest back: addresses and original EFERs.
+
+    ``proof_site`` is the temporary breakpoint that proves breakpoints are delivered (the
+    timer interrupt's handler), or None when there is none (no such gate, or no room)."""
 
     ud_handler: int
     sysret_sites: list[SysretSite]
     efer: dict[int, int]
+    proof_site: int | None = None
+
+    @property
+    def breakpoints(self) -> list[int]:
+        """Every address this plan sets a breakpoint on."""
+        sites = [self.ud_handler, *(site.address for site in self.sysret_sites)]
+        return sites if self.proof_site is None else [*sites, self.proof_site]
 
     def as_json(self) -> dict:
         """A JSON-ready dict (sent to the guard)."""
@@ -136,6 +160,7 @@ class ArmingPlan:
             "ud_handler": self.ud_handler,
             "sysret_sites": [[s.address, s.rex_w] for s in self.sysret_sites],
             "efer": {str(vcpu): value for vcpu, value in self.efer.items()},
+            "proof_site": self.proof_site,
         }
 
     @classmethod
@@ -145,6 +170,7 @@ class ArmingPlan:
             ud_handler=data["ud_handler"],
             sysret_sites=[SysretSite(a, bool(w)) for a, w in data["sysret_sites"]],
             efer={int(vcpu): value for vcpu, value in data["efer"].items()},
+            proof_site=data.get("proof_site"),
         )
 
 
@@ -170,13 +196,22 @@ class NitroEngine:
     """Drives one guest through a :class:`TrapTarget`, reporting events to *emit*.
 
     Use: :meth:`arm` (guest stopped), then :meth:`poll` in a loop, then :meth:`disarm`.
+    *proof_timeout* is how long :meth:`arm` waits for a breakpoint to hit (default
+    :data:`PROOF_TIMEOUT`).
     """
 
-    def __init__(self, target: TrapTarget, emit: Callable[[TrapEvent], None]):
+    def __init__(
+        self,
+        target: TrapTarget,
+        emit: Callable[[TrapEvent], None],
+        proof_timeout: float | None = None,
+    ):
         self.target = target
         self.emit = emit
+        self.proof_timeout = PROOF_TIMEOUT if proof_timeout is None else proof_timeout
         self.plan: ArmingPlan | None = None
         self.facts: dict[int, VcpuFacts] = {}
+        self._armed = False  # SCE cleared on every vCPU: stops are traps
         self._sysret: dict[int, SysretSite] = {}
         self.counts = {"syscall": 0, "sysret": 0, "genuine_ud": 0, "native_steps": 0}
 
@@ -189,7 +224,8 @@ class NitroEngine:
         """
         target = self.target
         first = target.vcpus[0]
-        gate = target.read_memory(first, target.idt_base(first) + 6 * x86.IDT_GATE_SIZE, 16)
+        idt = target.idt_base(first)
+        gate = target.read_memory(first, idt + 6 * x86.IDT_GATE_SIZE, x86.IDT_GATE_SIZE)
         ud_handler = x86.idt_gate_offset(gate)
         base = ud_handler - SCAN_RADIUS
         sites = find_sysret_sites(target.read_memory(first, base, 2 * SCAN_RADIUS), base)
@@ -204,17 +240,72 @@ class NitroEngine:
             if not value & x86.EFER_SCE:
                 raise NitroError(f"vCPU {vcpu}: the guest has not enabled SYSCALL (EFER.SCE=0)")
             efer[vcpu] = value
-        return ArmingPlan(ud_handler, sites, efer)
+        proof_site = None
+        if len(sites) + 2 <= MAX_BREAKPOINTS:
+            timer = idt + LOCAL_TIMER_VECTOR * x86.IDT_GATE_SIZE
+            gate = target.read_memory(first, timer, x86.IDT_GATE_SIZE)
+            if gate[5] & 0x80:  # present
+                proof_site = x86.idt_gate_offset(gate)
+        return ArmingPlan(ud_handler, sites, efer, proof_site)
 
     def arm(self, plan: ArmingPlan) -> None:
-        """Set the breakpoints and clear EFER.SCE on every vCPU (guest stopped)."""
+        """Set the breakpoints, prove they are delivered, then clear EFER.SCE on every vCPU.
+
+        Called with the guest stopped; it runs meanwhile (the module docstring, step 3) and
+        is stopped again on return. No event is recorded before SCE is cleared.
+
+        :raises NitroError: no breakpoint hit within :attr:`proof_timeout`; every breakpoint
+            was removed and EFER never written (the guest is left stopped, to be detached).
+        """
         self.plan = plan
         self._sysret = {site.address: site for site in plan.sysret_sites}
-        for address in [*self._sysret, plan.ud_handler]:
+        for address in plan.breakpoints:
             self.target.insert_breakpoint(address)
+        if not self._prove_delivery(plan):
+            self.plan = None
+            _remove_breakpoints(self.target, plan)
+            raise NitroError(
+                f"breakpoints are not delivered on this host (none of {len(plan.breakpoints)} "
+                f"hit within {self.proof_timeout:g} s), so the trap could never fire: refusing "
+                "to arm; the guest was left untouched (EFER.SCE still set)"
+            )
+        if plan.proof_site is not None:
+            self.target.remove_breakpoint(plan.proof_site)
         for vcpu, efer in plan.efer.items():
             self.facts[vcpu] = VcpuFacts(efer=efer)
             self.target.write_efer(vcpu, efer & ~x86.EFER_SCE)
+        self._armed = True
+
+    def _prove_delivery(self, plan: ArmingPlan) -> bool:
+        """Resume the guest (SCE still set) until one of *plan*'s breakpoints hits; True
+        then, with the guest stopped (a vCPU that hit a SYSRET or the #UD handler stepped
+        past that instruction). False after :attr:`proof_timeout` s without a hit, the guest
+        stopped."""
+        target = self.target
+        start = time.monotonic()
+        deadline = start + self.proof_timeout
+        while True:
+            target.resume()
+            remaining = deadline - time.monotonic()
+            vcpu = target.wait_stop(remaining) if remaining > 0 else None
+            if vcpu is None:
+                target.interrupt()  # a hit racing the deadline is ignored: refusing is safe
+                return False
+            rip = target.read_regs(vcpu)["rip"]
+            if rip in plan.breakpoints:
+                break
+            log.debug("vCPU %d stopped at %#x while proving breakpoints: resuming", vcpu, rip)
+        if rip != plan.proof_site:
+            # SCE is still set: the SYSRET (or the genuine #UD's handler) runs natively, and
+            # must be past before SCE is cleared.
+            self._step_over(vcpu, rip)
+        log.debug(
+            "breakpoints delivered: vCPU %d hit %#x after %.3f s",
+            vcpu,
+            rip,
+            time.monotonic() - start,
+        )
+        return True
 
     # ------------------------------------------------------------------ loop
     def poll(self, timeout: float) -> bool:
@@ -341,14 +432,16 @@ class NitroEngine:
     # --------------------------------------------------------------- disarm
     def disarm(self) -> None:
         """Stop the guest, give every vCPU back its EFER, remove the breakpoints, rewind a
-        vCPU caught mid-trap. Events of stops still pending are recorded first."""
+        vCPU caught mid-trap. Events of stops still pending are recorded first (once armed:
+        a stop while :meth:`arm` was still proving is no trap)."""
         if self.plan is None:
             return
         vcpu = self.target.interrupt()
-        if vcpu is not None:
+        if vcpu is not None and self._armed:
             self.handle_stop(vcpu)
         restore_guest(self.target, self.plan)
         self.plan = None
+        self._armed = False
 
 
 def restore_guest(target: TrapTarget, plan: ArmingPlan) -> list[str]:
@@ -369,9 +462,14 @@ def restore_guest(target: TrapTarget, plan: ArmingPlan) -> list[str]:
         if regs["efer"] != efer:
             target.write_efer(vcpu, efer)
             actions.append(f"vCPU {vcpu}: EFER {regs['efer']:#x} -> {efer:#x}")
-    for address in [plan.ud_handler, *(site.address for site in plan.sysret_sites)]:
+    _remove_breakpoints(target, plan)
+    return actions
+
+
+def _remove_breakpoints(target: TrapTarget, plan: ArmingPlan) -> None:
+    """Remove every breakpoint of *plan* that is still inserted."""
+    for address in plan.breakpoints:
         try:
             target.remove_breakpoint(address)
         except NitroError:
-            pass  # not inserted (never armed, or a new gdbstub connection dropped them)
-    return actions
+            pass  # not inserted (never armed, removed, or a new gdbstub connection dropped it)

@@ -83,6 +83,25 @@ static void on_usr1(int sig)
 	(void)sig;
 }
 
+/*
+ * `nitro_test --hold-vm`: create one VM and hold it until killed. The bed's init runs it
+ * for the whole boot, so that SVM stays enabled between nitro_test and the in-bed pytest
+ * (see the keeper in main()); it says "holding a VM" once the VM exists.
+ */
+static int hold_vm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0 || ioctl(fd, KVM_CREATE_VM, 0) < 0) {
+		printf("hold_vm: %s\n", strerror(errno));
+		return 1;
+	}
+	printf("holding a VM\n");
+	fflush(stdout);
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction alarm_action = { .sa_handler = on_alarm };
@@ -90,6 +109,8 @@ int main(int argc, char **argv)
 	pid_t keeper;
 	char ready;
 
+	if (argc == 2 && strcmp(argv[1], "--hold-vm") == 0)
+		return hold_vm();
 	only = argc > 1 ? argv + 1 : NULL;
 	sigaction(SIGALRM, &alarm_action, NULL);
 	/* interrupts a vCPU thread's KVM_RUN (no SA_RESTART) */

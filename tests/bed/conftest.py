@@ -8,7 +8,11 @@ directory (``tests/conftest.py`` ignores it); run explicitly outside the bed, ev
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -18,6 +22,12 @@ from libvirt_nitro.ioctl import Kvm, Vm
 
 #: Set by the bed's init (kernel/testbed/init).
 IN_BED = os.environ.get("LIBVIRT_NITRO_IN_BED") == "1"
+#: Seconds one in-bed test may run (Python runs ~35x slower here than on the host): then its
+#: threads' stacks go to the console and it fails, and the next test runs.
+TEST_DEADLINE = float(os.environ.get("LIBVIRT_NITRO_BED_TEST_DEADLINE", "300"))
+#: Seconds after that before a test that could not even be interrupted (stuck in the
+#: kernel) gets its stacks dumped and pytest exits, so that the bed still reports.
+HARD_GRACE = 60.0
 
 
 def _stamp(config: pytest.Config, what: str) -> None:
@@ -41,6 +51,43 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Stamp the end of the tests."""
     _stamp(session.config, "tests done")
+
+
+class DeadlinePassed(Exception):
+    """Raised in the main thread when a test runs past :data:`TEST_DEADLINE`."""
+
+
+def _on_deadline(nodeid: str) -> None:
+    """Watchdog thread: dump every thread's stack, then interrupt the main thread."""
+    print(f"testbed: {nodeid} ran past its {TEST_DEADLINE:.0f} s deadline", file=sys.stderr)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR2)
+
+
+def _raise_deadline(_signum: int, _frame: object) -> None:
+    raise DeadlinePassed(f"ran past its {TEST_DEADLINE:.0f} s deadline in the bed (stacks above)")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Each test under a deadline, announced on the console (``testbed: test starts/ends``):
+    a hang names its test and shows where every thread was."""
+    if not IN_BED:
+        yield
+        return
+    _stamp(item.config, f"test starts: {item.nodeid}")
+    previous = signal.signal(signal.SIGUSR2, _raise_deadline)
+    watchdog = threading.Timer(TEST_DEADLINE, _on_deadline, args=(item.nodeid,))
+    watchdog.daemon = True
+    watchdog.start()
+    faulthandler.dump_traceback_later(TEST_DEADLINE + HARD_GRACE, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        watchdog.cancel()
+        signal.signal(signal.SIGUSR2, previous)
+        _stamp(item.config, f"test ends: {item.nodeid}")
 
 
 @pytest.fixture(autouse=True)

@@ -10,30 +10,11 @@ from libvirt_nitro.introspect import Task
 from libvirt_nitro.output import JsonFormatter, RawFormatter, StraceFormatter
 from libvirt_nitro.pipeline import Filter, Pipeline
 from libvirt_nitro.strace import DecodeOptions, parse_trace_expr
+from tests.test_strace_decode import FakeMemory
 
 CR3, RSP = 0x1A2000, 0x7FFD0000
 SHELL = Task(pid=40, tid=40, comm="sh")
 WORKER = Task(pid=41, tid=42, comm="worker")
-
-
-class Memory:
-    """Guest memory of a few byte strings."""
-
-    def __init__(self, blobs: dict[int, bytes]):
-        self.blobs = blobs
-
-    def read(self, address: int, size: int) -> bytes:
-        for start, data in self.blobs.items():
-            if start <= address and address + size <= start + len(data):
-                return data[address - start : address - start + size]
-        from libvirt_nitro.errors import NitroError
-
-        raise NitroError(f"unreadable {address:#x}")
-
-    def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
-        data = self.read(address, 1) and self.blobs[address]
-        end = data.find(b"\0")
-        return (data[:limit], True) if end < 0 or end > limit else (data[:end], False)
 
 
 def event(kind: int, rip: int, rsp: int = RSP, cr3: int = CR3, **regs: int) -> Event:
@@ -57,7 +38,7 @@ def leave(ret: int, rip: int = 0x401000, **regs: int) -> Event:
 
 def test_an_exit_is_paired_with_its_entry_by_thread_across_frames() -> None:
     pipeline = Pipeline()
-    memory = Memory({0x5000: b"/etc/passwd\0"})
+    memory = FakeMemory({0x5000: b"/etc/passwd\0"})
     first = pipeline.process(enter(257, 0x401000, 0xFFFFFF9C, 0x5000), SHELL, memory)
     assert first is not None and first.name == "openat" and first.task == SHELL
     # The kernel ran the exit elsewhere (another stack pointer): the thread pairs it.
@@ -79,7 +60,7 @@ def test_without_tasks_the_frame_pairs_and_unseen_entries_print_as_unknown() -> 
 
 def test_an_entry_whose_exit_never_came_is_reported_with_the_threads_next_call() -> None:
     pipeline = Pipeline()
-    memory = Memory({0x5000: b"/bin/true\0"})
+    memory = FakeMemory({0x5000: b"/bin/true\0"})
     pipeline.process(enter(59, 0x401000, 0x5000), WORKER, memory)  # execve: no SYSRET
     record = pipeline.process(enter(39, 0x402000), WORKER, memory)
     assert record is not None and record.unfinished is not None
@@ -92,7 +73,7 @@ def test_the_filter_drops_entries_and_their_exits_and_applies_to_tasks() -> None
     pipeline = Pipeline(
         Filter(syscalls=frozenset(parse_trace_expr("%file")), comms=frozenset({"sh"}))
     )
-    memory = Memory({0x5000: b"x\0"})
+    memory = FakeMemory({0x5000: b"x\0"})
     assert pipeline.process(enter(39), SHELL, memory) is None  # getpid: not %file
     assert pipeline.process(leave(40), SHELL, memory) is None  # ... nor its exit
     assert pipeline.process(enter(87, 0x401000, 0x5000), WORKER, memory) is None  # not sh
@@ -113,7 +94,7 @@ def test_in_place_part_of_a_filter() -> None:
 
 def test_the_string_limit_belongs_to_the_formatter() -> None:
     pipeline = Pipeline(options=DecodeOptions(capture_bytes=64))
-    memory = Memory({0x5000: b"0123456789abcdef"})
+    memory = FakeMemory({0x5000: b"0123456789abcdef"})
     pipeline.process(enter(1, 0x401000, 1, 0x5000, 16), SHELL, memory)
     record = pipeline.process(leave(16), SHELL, memory)
     assert record is not None
@@ -127,7 +108,7 @@ def test_the_string_limit_belongs_to_the_formatter() -> None:
 
 
 def test_a_decoder_bug_is_counted_and_the_call_still_printed() -> None:
-    class Broken(Memory):
+    class Broken(FakeMemory):
         def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
             raise RuntimeError("a bug, not an unreadable page")
 

@@ -5,9 +5,11 @@ string limit) is the formatters' own: the pipeline keeps values as data.
 
 - :class:`StraceFormatter`: strace's lines, printed once a call returned: ``[pid 412 nginx]
   openat(AT_FDCWD, "/etc/nginx.conf", O_RDONLY) = 5``; a call that never returns
-  (``exit_group``) prints at entry with ``= ?``; an entry whose exit was never seen prints as
-  ``<unfinished ...>`` when its thread makes its next call (an ``execve`` that is followed by
-  a call of the same thread succeeded: ``= 0``).
+  (``exit_group``) prints at entry with ``= ?`` and ``+++ exited with 0 +++``; an entry whose
+  exit was never seen prints as ``<unfinished ...>`` when its thread makes its next call (an
+  ``execve`` that is followed by a call of the same thread succeeded: ``= 0``); a signal
+  handler's return shows the delivery, ``--- SIGUSR1 {...} ---``. Optionally interleaved as
+  strace prints overlapping calls (``<... read resumed>``).
 - :class:`RawFormatter`: one line per entry and exit: syscall number and name, the six
   argument registers (RDI, RSI, RDX, R10, R8, R9) in hex, the return value, CR3 and RIP.
 - :class:`JsonFormatter`: one JSON object per event, with both views.
@@ -21,7 +23,7 @@ import json
 import time
 from typing import IO, Any, Protocol
 
-from .strace import format_line, render_args
+from .strace import format_line, render, render_args
 
 __all__ = [
     "Formatter",
@@ -35,7 +37,6 @@ __all__ = [
 
 #: Calls that do not return to their caller when they succeed.
 NO_RETURN = frozenset({"exit", "exit_group"})
-_EXEC = frozenset({"execve", "execveat"})
 
 
 class Formatter(Protocol):
@@ -47,38 +48,125 @@ class Formatter(Protocol):
 
 
 class StraceFormatter:
-    """strace's lines, strings cut at *string_limit* bytes (``-s``)."""
+    """strace's lines, strings cut at *string_limit* bytes (``-s``).
 
-    def __init__(self, string_limit: int = 32):
+    Each call prints as one line once it returned (``read(3, "x", 1) = 1``); a call that
+    never returns (``exit_group``) prints at entry with ``= ?``, followed by ``+++ exited
+    with N +++``; an entry whose exit never came prints as ``name(args <unfinished ...>``
+    when its thread makes its next call (an ``execve`` whose thread runs on returned ``0``;
+    an ``rt_sigreturn``, its frame's ``rax``); a signal handler's ``rt_sigreturn`` is
+    preceded by ``--- SIGUSR1 {si_signo=SIGUSR1, ...} ---``.
+
+    With *interleave*, lines come as strace prints them when calls of several tasks
+    overlap: an entry that another task's line interrupts prints as ``read(3,
+    <unfinished ...>`` and its exit as ``<... read resumed>"x", 1) = 1``; :meth:`flush`
+    gives a line still held open at the end.
+    """
+
+    def __init__(self, string_limit: int = 32, interleave: bool = False):
         self.string_limit = string_limit
+        self.interleave = interleave
+        self._held: tuple[Any, str, str, str] | None = None  # key, prefix, name, entry text
+        self._resumable: dict[Any, tuple[str, str]] = {}  # key -> (name, entry args text)
 
     def lines(self, record: Any) -> list[str]:
-        """The strace lines *record* completes, each prefixed with its task."""
-        return [f"{_prefix(task, record.cr3)} {text}" for task, text in self.calls(record)]
+        """The lines *record* completes, each prefixed with its task."""
+        if self.interleave:
+            return self._interleaved(record)
+        return [
+            f"{_prefix(task, cr3)} {text}"
+            for task, cr3, text, kind in self._items(record)
+            if kind != "open"
+        ]
 
     def calls(self, record: Any) -> list[tuple[Any, str]]:
         """The calls *record* lets strace's form print, as (task, ``"name(args) = ret"``):
         an exit prints its call, an entry of a call that never returns prints it with
-        ``= ?``, and an earlier entry of the same thread whose exit was missed comes first."""
-        calls = []
+        ``= ?``, and an earlier entry of the same thread whose exit was missed comes first
+        (``name(args <unfinished ...>``, or with the return its thread running on says)."""
+        return [(task, text) for task, _, text, kind in self._items(record) if kind in _CALLS]
+
+    def texts(self, record: Any) -> list[tuple[Any, str]]:
+        """As :meth:`calls`, with strace's notes among them: ``--- SIGUSR1 {...} ---``
+        before a signal handler's ``rt_sigreturn``, ``+++ exited with 0 +++`` after an
+        ``exit_group``."""
+        return [(task, text) for task, _, text, kind in self._items(record) if kind != "open"]
+
+    def _items(self, record: Any) -> list[tuple[Any, int, str, str]]:
+        """(task, cr3, text, kind) of every line of *record*; kind ``line``, ``exit`` (a
+        call's exit line), ``note`` (``---``/``+++``) or ``open`` (the arguments of an entry
+        whose line ends at its exit: printed only when interleaving)."""
+        items = []
         unfinished = record.unfinished
         if unfinished is not None:
-            # An execve whose thread runs on succeeded: the new program started.
-            ret = "0" if unfinished.name in _EXEC else None
-            text = format_line(unfinished.name, self._args(unfinished), ret)
-            calls.append((unfinished.task, text if ret else text + ")"))
+            text = format_line(unfinished.name, self._args(unfinished), unfinished.ret_text)
+            items.append((unfinished.task, unfinished.cr3, text, "line"))
+        task, cr3 = record.task, record.cr3
         if record.direction == "enter":
-            if record.name in NO_RETURN:
-                calls.append((record.task, format_line(record.name, self._args(record), "?")))
+            if record.signal is not None:
+                name, info = record.signal
+                note = f"--- {name} {render(info, self.string_limit)} ---"
+                items.append((task, cr3, note, "note"))
+            if record.ret_text is not None:
+                text = format_line(record.name, self._args(record), record.ret_text)
+                items.append((task, cr3, text, "line"))
+                status = _exit_status(record)
+                if status is not None:
+                    items.append((task, cr3, f"+++ exited with {status} +++", "note"))
+            elif self.interleave and record.values is not None:
+                items.append((task, cr3, self._args(record), "open"))
         else:
             text = format_line(record.name or "?", self._args(record), record.ret_text)
-            calls.append((record.task, text))
-        return calls
+            items.append((task, cr3, text, "exit"))
+        return items
+
+    def _interleaved(self, record: Any) -> list[str]:
+        out: list[str] = []
+        for task, cr3, text, kind in self._items(record):
+            key = ("tid", task.tid) if task is not None else ("cr3", cr3)
+            prefix = _prefix(task, cr3)
+            if kind == "open":
+                out += self.flush()
+                self._held = (key, prefix, record.name, text)
+                continue
+            held = self._held
+            if kind == "exit" and held is not None and held[0] == key and held[2] == record.name:
+                self._held = None
+                out.append(f"{prefix} {text}")
+                continue
+            out += self.flush()
+            resumed = self._resumable.pop(key, None) if kind == "exit" else None
+            if resumed is not None and resumed[0] == record.name:
+                head = f"{record.name}({resumed[1]}"
+                rest = text[len(head) :] if text.startswith(head) else text
+                out.append(f"{prefix} <... {record.name} resumed>{rest}")
+            else:
+                out.append(f"{prefix} {text}")
+        return out
+
+    def flush(self) -> list[str]:
+        """The line held open by an entry (interleaving), as ``<unfinished ...>``."""
+        if self._held is None:
+            return []
+        key, prefix, name, args_text = self._held
+        self._held = None
+        self._resumable[key] = (name, args_text)
+        return [f"{prefix} {format_line(name, args_text, None)}"]
 
     def _args(self, record: Any) -> str:
         if record.values is None:
             return "?"
         return render_args(record.values, self.string_limit)
+
+
+_CALLS = frozenset({"line", "exit"})
+
+
+def _exit_status(record: Any) -> int | None:
+    """``exit``/``exit_group``'s status, as ``+++ exited with N +++`` shows it."""
+    if record.name not in NO_RETURN or not record.args:
+        return None
+    return record.args[0] & 0xFF
 
 
 class RawFormatter:

@@ -110,10 +110,17 @@ def _u64(value: int) -> int:
         (_u64(-38), "-1 ENOSYS (Function not implemented)"),
         (_u64(-11), "-1 EAGAIN (Resource temporarily unavailable)"),
         (_u64(-9), "-1 EBADF (Bad file descriptor)"),
-        (_u64(-4095), "-1 E4095 (Unknown error 4095)"),
-        (_u64(-4096), "-4096"),
+        # strace: "= -1 (errno N)" for an errno it has no name of (print_err_ret).
+        (_u64(-4095), "-1 (errno 4095)"),
+        (_u64(-200), "-1 (errno 200)"),
+        # Kernel-internal errnos: strace's names, glibc's "Unknown error" text.
+        (_u64(-515), "-1 ENOIOCTLCMD (Unknown error 515)"),
+        (_u64(-512), "? ERESTARTSYS (To be restarted if SA_RESTART is set)"),
+        (_u64(-516), "? ERESTART_RESTARTBLOCK (Interrupted by signal)"),
+        # Not an error: strace's default return format is unsigned decimal (RVAL_UDECIMAL).
+        (_u64(-4096), "18446744073709547520"),
         (0x7F12_3456_7000, str(0x7F12_3456_7000)),  # mmap result
-        (0xFFFF_8880_0000_0000, str(0xFFFF_8880_0000_0000 - 2**64)),  # kernel address
+        (0xFFFF_8880_0000_0000, str(0xFFFF_8880_0000_0000)),  # kernel address
         (-2, "-1 ENOENT (No such file or directory)"),  # already signed
     ],
 )
@@ -149,3 +156,30 @@ def test_flag_tables():
     names = [name for name, _ in flags.OPEN_FLAGS]
     assert names.index("O_TMPFILE") < names.index("O_DIRECTORY")
     assert names.index("O_SYNC") < names.index("O_DSYNC")
+
+
+def test_tables_of_the_signatures():
+    from libvirt_nitro.linux import flags
+
+    assert dict(flags.DN_FLAGS)["DN_MULTISHOT"] == 0x80000000
+    assert dict(flags.LOCK_TYPES) == {
+        "F_RDLCK": 0,
+        "F_WRLCK": 1,
+        "F_UNLCK": 2,
+        "F_EXLCK": 4,
+        "F_SHLCK": 8,
+    }
+    assert dict(flags.MADVISE)["MADV_DONTNEED"] == 4
+    assert dict(flags.QUOTA_CMDS)["Q_XQUOTAON"] == 0x5801  # XFS's, from linux/dqblk_xfs.h
+    assert dict(flags.SCHED_POLICIES)["SCHED_OTHER"] == 0  # glibc's name, as strace prints
+    # strace's order: the zero name first where it has one.
+    assert flags.PROT_FLAGS[0] == ("PROT_NONE", 0) and flags.ACCESS_MODES[0] == ("F_OK", 0)
+    assert [name for name, _ in flags.WAIT_OPTIONS][:3] == ["WNOHANG", "WEXITED", "WSTOPPED"]
+
+
+def test_kernel_internal_errnos_print_as_strace():
+    assert linux.format_error(512) == "? ERESTARTSYS (To be restarted if SA_RESTART is set)"
+    assert linux.format_error(513) == "? ERESTARTNOINTR (To be restarted)"
+    assert linux.format_error(514) == "? ERESTARTNOHAND (To be restarted if no handler)"
+    assert linux.format_error(524) == "-1 ENOTSUPP (Unknown error 524)"
+    assert linux.format_error(2) == "-1 ENOENT (No such file or directory)"

@@ -118,3 +118,131 @@ def test_a_decoder_bug_is_counted_and_the_call_still_printed() -> None:
     assert record is not None
     assert StraceFormatter().lines(record) == ["[pid 40 sh] unlink(0x5000) = 0"]
     assert pipeline.failures == {"unlink": 1}
+
+
+OTHER = Task(pid=50, tid=50, comm="later")
+
+
+def test_an_exited_process_leaves_nothing_for_a_later_one_with_the_same_page_tables() -> None:
+    # A process exits (exit_group never returns); a later process gets the same CR3 and
+    # makes a call from the same stack and return address: its line is its own.
+    pipeline = Pipeline()
+    first = pipeline.process(enter(231, 0x401000, 0), SHELL, FakeMemory({}))
+    assert first is not None
+    assert StraceFormatter().lines(first) == [
+        "[pid 40 sh] exit_group(0) = ?",
+        "[pid 40 sh] +++ exited with 0 +++",
+    ]
+    later = pipeline.process(enter(39, 0x401000), OTHER, FakeMemory({}))
+    assert later is not None and later.unfinished is None
+    assert StraceFormatter().lines(later) == []
+    done = pipeline.process(leave(50), OTHER, FakeMemory({}))
+    assert StraceFormatter().lines(done) == ["[pid 50 later] getpid() = 50"]
+
+
+def test_pairing_is_by_task_never_by_frame_across_tasks() -> None:
+    pipeline = Pipeline()
+    pipeline.process(enter(0, 0x401000, 0, 0x5000, 1), SHELL, FakeMemory({}))  # read, blocks
+    # Another task with the same frame (same CR3, stack and return address) enters and
+    # leaves: neither its entry nor its exit takes the shell's read.
+    pipeline.process(enter(39, 0x401000), OTHER, FakeMemory({}))
+    mine = pipeline.process(leave(50), OTHER, FakeMemory({}))
+    assert mine is not None and mine.name == "getpid" and mine.task == OTHER
+    done = pipeline.process(leave(1), SHELL, FakeMemory({0x5000: b"x"}))
+    assert done is not None and done.name == "read"
+    assert StraceFormatter().lines(done) == ['[pid 40 sh] read(0, "x", 1) = 1']
+
+
+def test_a_thread_exit_drops_its_pending_entry() -> None:
+    pipeline = Pipeline()
+    pipeline.process(enter(0, 0x401000, 0, 0x5000, 1), WORKER, FakeMemory({}))  # no exit seen
+    record = pipeline.process(enter(60, 0x402000, 3), WORKER, FakeMemory({}))  # exit(3)
+    assert record is not None
+    lines = StraceFormatter().lines(record)
+    assert lines == [
+        "[pid 41 tid 42 worker] read(0,  <unfinished ...>",
+        "[pid 41 tid 42 worker] exit(3) = ?",
+        "[pid 41 tid 42 worker] +++ exited with 3 +++",
+    ]
+    # Nothing is left of the thread: a new thread with the same tid starts clean.
+    again = pipeline.process(enter(39, 0x401000), WORKER, FakeMemory({}))
+    assert again is not None and again.unfinished is None
+
+
+def test_exit_group_drops_every_thread_of_the_process() -> None:
+    pipeline = Pipeline()
+    sibling = Task(pid=41, tid=43, comm="worker")
+    pipeline.process(enter(0, 0x401000, 0, 0x5000, 1, rsp=0x1000), sibling, FakeMemory({}))
+    pipeline.process(enter(231, 0x402000, 1), WORKER, FakeMemory({}))
+    # The sibling's read never reappears, even when a thread reuses its tid later.
+    reused = pipeline.process(enter(39, 0x401000, rsp=0x1000), sibling, FakeMemory({}))
+    assert reused is not None and reused.unfinished is None
+
+
+def test_a_leftover_line_carries_its_own_task_and_address_space() -> None:
+    pipeline = Pipeline()
+    pipeline.process(enter(0, 0x401000, 0, 0x5000, 1, cr3=0x9000), None, FakeMemory({}))
+    record = pipeline.process(enter(39, 0x401000, cr3=0x9000), None, FakeMemory({}))
+    assert record is not None and record.unfinished is not None
+    assert record.unfinished.cr3 == 0x9000 and record.unfinished.task is None
+    assert StraceFormatter().lines(record) == ["[cr3 0x9000] read(0,  <unfinished ...>"]
+
+
+def test_a_signal_handler_return_shows_the_signal_and_the_interrupted_return() -> None:
+    import struct
+
+    frame = 0x7000
+    data = bytearray(8 + 304 + 128)
+    struct.pack_into("<Q", data, 8 + 40 + 104, (-4) & (1 << 64) - 1)  # rax: -EINTR
+    struct.pack_into("<iii4xiI", data, 8 + 304, 10, 0, 0, 42, 0)  # SIGUSR1 from pid 42
+    memory = FakeMemory({frame: bytes(data)})
+    pipeline = Pipeline()
+    pipeline.process(enter(34, 0x401000), SHELL, memory)  # pause(): returns through IRET
+    handler = pipeline.process(enter(15, 0x7F0000, rsp=frame + 8), SHELL, memory)
+    assert handler is not None
+    assert StraceFormatter().lines(handler) == [
+        "[pid 40 sh] pause( <unfinished ...>",
+        "[pid 40 sh] --- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_USER, si_pid=42, si_uid=0} ---",
+    ]
+    # rt_sigreturn returns through IRET too: its thread's next call says what it returned.
+    after = pipeline.process(enter(39, 0x401100), SHELL, memory)
+    assert after is not None
+    assert StraceFormatter().lines(after) == [
+        "[pid 40 sh] rt_sigreturn({mask=[]}) = -1 EINTR (Interrupted system call)"
+    ]
+
+
+def test_interleaved_lines_as_strace_prints_overlapping_calls() -> None:
+    pipeline = Pipeline()
+    formatter = StraceFormatter(interleave=True)
+    memory = FakeMemory({0x5000: b"x"})
+    out: list[str] = []
+    for rec in (
+        pipeline.process(enter(0, 0x401000, 0, 0x5000, 1), SHELL, memory),
+        pipeline.process(enter(39, 0x401000, rsp=0x1000), OTHER, memory),
+        pipeline.process(leave(50, rsp=0x1000), OTHER, memory),
+        pipeline.process(leave(1), SHELL, memory),
+        pipeline.process(enter(39, 0x401000), SHELL, memory),
+        pipeline.process(leave(40), SHELL, memory),
+    ):
+        assert rec is not None
+        out += formatter.lines(rec)
+    out += formatter.flush()
+    assert out == [
+        "[pid 40 sh] read(0,  <unfinished ...>",
+        "[pid 50 later] getpid() = 50",
+        '[pid 40 sh] <... read resumed>"x", 1) = 1',
+        "[pid 40 sh] getpid() = 40",
+    ]
+
+
+def test_texts_has_the_notes_and_calls_has_only_calls() -> None:
+    pipeline = Pipeline()
+    record = pipeline.process(enter(231, 0x401000, 2), SHELL, FakeMemory({}))
+    assert record is not None
+    formatter = StraceFormatter()
+    assert formatter.calls(record) == [(SHELL, "exit_group(2) = ?")]
+    assert formatter.texts(record) == [
+        (SHELL, "exit_group(2) = ?"),
+        (SHELL, "+++ exited with 2 +++"),
+    ]

@@ -20,10 +20,12 @@ __all__ = [
     "STRERROR",
     "errno_message",
     "errno_name",
+    "format_error",
     "format_return",
     "syscall_name",
     "syscall_number",
     "to_signed64",
+    "SYSCALLS_X86_64",
 ]
 
 #: Syscall tables by guest ABI: ``x86_64`` (SYSCALL) and ``i386`` (int 0x80/SYSENTER).
@@ -85,19 +87,62 @@ def to_signed64(value: int) -> int:
     return value - (1 << 64) if value & (1 << 63) else value
 
 
+#: Kernel-internal errnos (``include/linux/errno.h``, not exported to user space) that a
+#: system call can still return to a tracer, with strace's names. The ``ERESTART*`` codes
+#: never reach the caller: strace prints them as ``? ERESTARTSYS (To be restarted if
+#: SA_RESTART is set)``.
+KERNEL_ERRNOS: dict[int, str] = {
+    512: "ERESTARTSYS",
+    513: "ERESTARTNOINTR",
+    514: "ERESTARTNOHAND",
+    515: "ENOIOCTLCMD",
+    516: "ERESTART_RESTARTBLOCK",
+    517: "EPROBE_DEFER",
+    518: "EOPENSTALE",
+    521: "EBADHANDLE",
+    522: "ENOTSYNC",
+    523: "EBADCOOKIE",
+    524: "ENOTSUPP",
+    525: "ETOOSMALL",
+    526: "ESERVERFAULT",
+    527: "EBADTYPE",
+    528: "EJUKEBOX",
+    529: "EIOCBQUEUED",
+    530: "ERECALLCONFLICT",
+}
+
+_RESTART_TEXT = {
+    512: "? ERESTARTSYS (To be restarted if SA_RESTART is set)",
+    513: "? ERESTARTNOINTR (To be restarted)",
+    514: "? ERESTARTNOHAND (To be restarted if no handler)",
+    516: "? ERESTART_RESTARTBLOCK (Interrupted by signal)",
+}
+
+
+def format_error(err: int) -> str:
+    """strace's text of a failed call's positive errno *err* (after ``= ``):
+    ``-1 ENOENT (No such file or directory)``, ``? ERESTARTSYS (To be restarted if
+    SA_RESTART is set)``, ``-1 ENOIOCTLCMD (Unknown error 515)``, ``-1 (errno 4000)``."""
+    if err in _RESTART_TEXT:
+        return _RESTART_TEXT[err]
+    entry = ERRNO.get(err)
+    if entry is not None:
+        return f"-1 {entry[0]} ({STRERROR.get(err, entry[1])})"
+    if err in KERNEL_ERRNOS:
+        return f"-1 {KERNEL_ERRNOS[err]} (Unknown error {err})"
+    return f"-1 (errno {err})"
+
+
 def format_return(value: int) -> str:
-    """strace text of a raw 64-bit return register (``rax`` at SYSRET).
+    """strace text of a raw 64-bit return register (``rax`` at SYSRET), as strace prints a
+    call it knows nothing else of.
 
     ``[-4095, -1]`` is an error: ``-1 ENOENT (No such file or directory)``, with glibc's
     ``strerror()`` text as strace prints it (:data:`STRERROR`, not the kernel header's
-    comment); an errno missing from the table prints as ``-1 E<n> (Unknown error <n>)``.
-    Anything else is the signed decimal value.
+    comment); see :func:`format_error`. Anything else is the value in unsigned decimal
+    (strace's default ``RVAL_UDECIMAL``).
     """
     signed = to_signed64(value)
-    if not -MAX_ERRNO <= signed <= -1:
-        return str(signed)
-    err = -signed
-    entry = ERRNO.get(err)
-    if entry is None:
-        return f"-1 E{err} (Unknown error {err})"
-    return f"-1 {entry[0]} ({STRERROR.get(err, entry[1])})"
+    if -MAX_ERRNO <= signed <= -1:
+        return format_error(-signed)
+    return str(value & ((1 << 64) - 1))

@@ -2,7 +2,8 @@
 
 - :mod:`.filters`: :class:`Filter`, the one filter model (``-e``, ``-p``, ``--comm``, the
   ``<nitro:trace>`` element, the kernel's syscall bitmap);
-- :mod:`.pairing`: entries and exits paired once, by thread or by frame;
+- :mod:`.pairing`: entries and exits paired once, by thread (by frame only where the task
+  is unknown), pending entries dropped when their thread or process exits;
 - :mod:`.record`: :class:`SyscallRecord`, the typed record;
 - :mod:`.pipeline`: :class:`Pipeline`, which makes records of raw events.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..linux import SYSCALL_ARG_REGS, format_return, to_signed64
 from ..strace import Call, DecodeOptions, decode_entry, decode_exit, reread_unreadable, strace_name
@@ -30,12 +30,30 @@ __all__ = ["Pipeline"]
 _FILTERED = object()  # a pending entry the filter dropped: its exit is dropped too
 
 
+class _Trap(NamedTuple):
+    """The registers of an event the pipeline looks at, read once."""
+
+    vcpu: int
+    timestamp_ns: int
+    cr3: int
+    rip: int
+    rsp: int
+    rax: int
+
+
 @dataclass(frozen=True)
 class _Pending:
-    """What an exit needs of its entry."""
+    """What an exit (or a later leftover line) needs of its entry: the task, the decoded
+    call, and where the entry was trapped."""
 
     task: Task | None
     call: Call
+    trap: _Trap
+
+
+#: Calls that end their thread (``exit``) or process (``exit_group``): never paired.
+_THREAD_EXIT, _PROCESS_EXIT = "exit", "exit_group"
+_EXEC = frozenset({"execve", "execveat"})
 
 
 class Pipeline:
@@ -74,75 +92,119 @@ class Pipeline:
         """The record of *event* (an :class:`~libvirt_nitro.abi.event.Event`), made by
         *task* (None: unknown) with *memory* its address space (None: nothing readable);
         None when the filter drops it."""
-        if event.direction == "enter":
-            return self._entry(event, task, memory)
-        return self._exit(event, task, memory)
-
-    def _record(self, event: Any, task: Task | None, **fields: Any) -> SyscallRecord:
         regs = event.regs
+        trap = _Trap(event.vcpu, event.timestamp_ns, regs.cr3, regs.rip, regs.rsp, regs.rax)
+        if event.direction == "enter":
+            return self._entry(regs, trap, task, memory)
+        return self._exit(regs, trap, task, memory)
+
+    def _record(
+        self, direction: str, trap: _Trap, task: Task | None, **fields: Any
+    ) -> SyscallRecord:
         return SyscallRecord(
-            direction=event.direction,
-            vcpu=event.vcpu,
-            timestamp_ns=event.timestamp_ns,
-            cr3=regs.cr3,
-            rip=regs.rip,
+            direction=direction,
+            vcpu=trap.vcpu,
+            timestamp_ns=trap.timestamp_ns,
+            cr3=trap.cr3,
+            rip=trap.rip,
             task=task,
             **fields,
         )
 
-    def _entry(self, event: Any, task: Task | None, memory: Any) -> SyscallRecord | None:
-        regs = event.regs
-        nr = regs.rax
-        keys = pair_keys(task, regs.cr3, regs.rsp, regs.rip + 2)
-        previous = self._pairer.take(keys)
-        if not self.filter.accepts(nr, task, regs.cr3):
-            self._pairer.remember(keys, _FILTERED)
+    def _entry(
+        self, regs: Any, trap: _Trap, task: Task | None, memory: Any
+    ) -> SyscallRecord | None:
+        nr = trap.rax
+        keys = pair_keys(task, trap.cr3, trap.rsp, trap.rip + 2)
+        previous = self._pairer.take_thread(task, keys[-1])
+        if isinstance(previous, _Pending) and task is not None and previous.call.name in _EXEC:
+            # The thread runs on after an execve: it succeeded, and the process's other
+            # threads are gone.
+            self._pairer.drop_process(task.pid)
+        if not self.filter.accepts(nr, task, trap.cr3):
+            self._remember(keys, _FILTERED, task, strace_name(nr))
             return None
         args = tuple(getattr(regs, name) for name in SYSCALL_ARG_REGS)
-        call = self._decode_entry(nr, args, memory)
-        self._pairer.remember(keys, _Pending(task, call))
+        call = self._decode_entry(nr, args, memory, trap.rsp)
+        self._remember(keys, _Pending(task, call, trap), task, call.name)
         unfinished = None
         if isinstance(previous, _Pending):
-            unfinished = self._unfinished(event, previous)
+            unfinished = self._unfinished(previous)
+        decoded = self.decode
         return self._record(
-            event,
+            "enter",
+            trap,
             task,
             nr=nr,
             name=call.name,
             args=args,
-            values=call.entry_values if self.decode else None,
+            values=call.entry_values if decoded else None,
+            ret_text=call.entry_ret if decoded else None,
+            signal=call.signal if decoded else None,
             unfinished=unfinished,
         )
 
-    def _unfinished(self, event: Any, pending: _Pending) -> SyscallRecord:
+    def _remember(self, keys: list, value: Any, task: Task | None, name: str) -> None:
+        if name == _THREAD_EXIT:
+            if task is not None:
+                self._pairer.drop_task(task.tid)
+            return
+        if name == _PROCESS_EXIT:
+            if task is not None:
+                self._pairer.drop_process(task.pid)
+            return
+        self._pairer.remember(keys, value, task)
+
+    def _unfinished(self, pending: _Pending) -> SyscallRecord:
+        """A record of an entry whose exit never came, as it was trapped (its own task,
+        address space and time)."""
         call = pending.call
         return self._record(
-            event,
+            "enter",
+            pending.trap,
             pending.task,
             nr=call.nr,
             name=call.name,
             args=call.args,
             values=call.entry_values if self.decode else None,
+            ret_text=self._assumed_return(call),
         )
 
-    def _exit(self, event: Any, task: Task | None, memory: Any) -> SyscallRecord | None:
-        regs = event.regs
-        pending = self._pairer.take(pair_keys(task, regs.cr3, regs.rsp, regs.rcx))
+    def _assumed_return(self, call: Call) -> str | None:
+        """What a call whose exit was not seen returned, when its thread running on says it:
+        an execve succeeded (``0``), an rt_sigreturn returned its frame's ``rax``."""
+        if call.name in _EXEC:
+            return "0"
+        if call.name == "rt_sigreturn" and self.decode:
+            return call.assumed_ret
+        return None
+
+    def _exit(self, regs: Any, trap: _Trap, task: Task | None, memory: Any) -> SyscallRecord | None:
+        pending = self._pairer.take(pair_keys(task, trap.cr3, trap.rsp, regs.rcx), task)
         if pending is _FILTERED:
             return None
-        ret = to_signed64(regs.rax)
+        ret = to_signed64(trap.rax)
         if pending is None:  # entry not seen (traced from the middle of the call)
-            if self.filter.syscalls is not None or not self.filter.accepts(None, task, regs.cr3):
+            if self.filter.syscalls is not None or not self.filter.accepts(None, task, trap.cr3):
                 return None
             return self._record(
-                event, task, nr=None, name=None, args=None, ret=ret, ret_text=format_return(ret)
+                "exit",
+                trap,
+                task,
+                nr=None,
+                name=None,
+                args=None,
+                ret=ret,
+                ret_text=format_return(ret),
             )
         call = pending.call
-        values, ret_text = None, format_return(ret)
         if self.decode:
-            values, ret_text = self._decode_exit(call, regs.rax, memory)
+            values, ret_text = self._decode_exit(call, trap.rax, memory)
+        else:
+            values, ret_text = None, format_return(ret)
         return self._record(
-            event,
+            "exit",
+            trap,
             task if task is not None else pending.task,
             nr=call.nr,
             name=call.name,
@@ -152,11 +214,11 @@ class Pipeline:
             ret_text=ret_text,
         )
 
-    def _decode_entry(self, nr: int, args: tuple[int, ...], memory: Any) -> Call:
+    def _decode_entry(self, nr: int, args: tuple[int, ...], memory: Any, sp: int) -> Call:
         if not self.decode:
             return Call(nr, strace_name(nr), args, [])
         try:
-            return decode_entry(nr, args, memory, self.options)
+            return decode_entry(nr, args, memory, self.options, sp)
         except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
             name = strace_name(nr)
             self.options.failures[name] += 1

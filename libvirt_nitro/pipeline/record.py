@@ -32,9 +32,15 @@ class SyscallRecord:
         (raw mode, or a backend that cannot read guest memory)
     :ivar ret: an exit's return value, signed (``rax``)
     :ivar ret_text: an exit's return value as strace prints it, with its decorations
-        (``-1 ENOENT (No such file or directory)``, ``0x2 (flags O_RDWR)``)
+        (``-1 ENOENT (No such file or directory)``, ``0x2 (flags O_RDWR)``); at an entry,
+        set when the line is complete there (``?`` of ``exit_group``); of an
+        :attr:`unfinished` record, what it returned when its thread running on says it
+        (``0`` of an execve), else None
+    :ivar signal: the signal delivery this event shows (``rt_sigreturn``'s frame): ``(name,
+        siginfo)``, printed as ``--- SIGUSR1 {si_signo=SIGUSR1, ...} ---``
     :ivar unfinished: an earlier entry of the same thread whose exit never came (execve, or
-        a return through IRET), reported with this event
+        a return through IRET), reported with this event; it carries its own task, address
+        space and time
     """
 
     direction: str
@@ -49,4 +55,5 @@ class SyscallRecord:
     values: list[Value | None] | None = None
     ret: int | None = None
     ret_text: str | None = None
+    signal: tuple[str, Value] | None = None
     unfinished: SyscallRecord | None = None

@@ -9,10 +9,18 @@ Raw registers in, decoded values out; text only when a formatter renders them::
 
 Submodules: :mod:`.memory` (the :class:`GuestMemory` protocol), :mod:`.quote` (strings),
 :mod:`.xlat` (flags, signals, modes), :mod:`.structs` (guest structs), :mod:`.values`
-(decoded values and how they print), :mod:`.args` (typed arguments), :mod:`.signatures`
-(per-syscall tables), :mod:`.decode` (the API), :mod:`.classes` (``%file``... and
-``-e trace=``). Flag tables are generated from the UAPI headers
-(:mod:`libvirt_nitro.linux.flags`).
+(decoded values and how they print), :mod:`.args` (argument kinds: how each prints, when,
+and the memory it reads), :mod:`.signatures` (the one table: a signature for every x86-64
+call of Linux 6.1, and :func:`footprints`, the memory a call reads), :mod:`.special`
+(strace's own per-call logic: layouts that depend on an argument, return decorations),
+:mod:`.decode` (the API), :mod:`.classes` (``%file``... and ``-e trace=``). Flag tables are
+generated from the UAPI headers (:mod:`libvirt_nitro.linux.flags`).
+
+What cannot be seen from outside: a return through IRET (after ``execve``, a signal
+delivery, ``rt_sigreturn``) is not trapped, so the kernel's ``ERESTART*`` codes never show,
+and a signal shows only when its handler returns (``rt_sigreturn``'s frame holds its
+``siginfo``: the ``--- SIG... ---`` line comes then, not at the delivery); a signal that
+kills, or is ignored, shows nothing (no ``+++ killed by ... +++``).
 """
 
 from __future__ import annotations
@@ -30,10 +38,13 @@ from .decode import (
 )
 from .memory import GuestMemory
 from .quote import quote
+from .signatures import SIGNATURES, footprints
 from .values import Value, render
 
 __all__ = [
     "CLASSES",
+    "SIGNATURES",
+    "footprints",
     "Call",
     "DecodeOptions",
     "GuestMemory",

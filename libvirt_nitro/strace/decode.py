@@ -1,25 +1,32 @@
 """Entry and exit of one system call to decoded values (:mod:`.values`).
 
 :func:`decode_entry` runs while the guest is stopped at the SYSCALL: it decodes what the call
-reads (paths, written buffers, ``execve``'s argv, which are gone after an exec) and keeps the
-raw registers. :func:`decode_exit` runs at the SYSRET: it decodes what the kernel wrote
-(``read``'s buffer, ``fstat``'s struct) and the return value. :func:`render_args` and
-:func:`format_line` make strace's text of them. A decoder that fails gives the raw hex
-instead, and the failure is counted in :attr:`DecodeOptions.failures`.
+reads (paths, written buffers, ``execve``'s argv, which are gone after an exec), keeps the
+raw registers, and saves what the exit needs of the entry's memory (an in/out length).
+:func:`decode_exit` runs at the SYSRET: it decodes what the kernel wrote (``read``'s buffer,
+``fstat``'s struct) and the return value. :func:`render_args` and :func:`format_line` make
+strace's text of them. A decoder that fails gives the raw hex instead, and the failure is
+counted in :attr:`DecodeOptions.failures`.
+
+Signatures come from the one table of :mod:`.signatures`; a call whose number the 6.1 table
+lacks prints as strace prints it (``syscall_0x3ff(0x1, ...)``, six hex arguments).
 """
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..linux import format_return, syscall_name, to_signed64
-from .args import Arg, Context
-from .memory import GuestMemory
-from .signatures import RETURNS, SIGNATURES
-from .structs import hex_c
+from .args import ENTRY, Context, Kind
+from .memory import GuestMemory, read
+from .signatures import SIGNATURES, Sig
+from .structs import hex_c, siginfo
 from .values import Value, is_unreadable, render
+from .xlat import signal_name, sigset
 
 __all__ = [
     "Call",
@@ -40,7 +47,7 @@ class DecodeOptions:
     """What decoding reads, and what it counts.
 
     :ivar capture_bytes: the most bytes of a string or buffer read from the guest, and the
-        most ``argv`` elements (a formatter prints at most this much of them: its ``-s`` is
+        most array elements (a formatter prints at most this much of them: its ``-s`` is
         at most this); default 32, strace's default ``-s``
     :ivar failures: decoder failures by system call name (each fell back to hex)
     """
@@ -57,12 +64,24 @@ class Call:
     :ivar name: strace's name (``syscall_0x3ff`` for a number the table lacks)
     :ivar args: the six raw ``u64`` argument registers (rdi, rsi, rdx, r10, r8, r9)
     :ivar entry_values: each argument decoded at entry; None where it is decoded at exit
+    :ivar saved: what entry decoders kept for the exit, by argument index
+    :ivar sp: the user stack pointer at entry (None: unknown)
+    :ivar entry_ret: the return text when the line is complete at entry (``?``: the call
+        does not return, ``exit_group``), else None
+    :ivar assumed_ret: what the call returned if its exit is never seen: ``rt_sigreturn``
+        returns its frame's ``rax`` (a return through IRET is not trapped)
+    :ivar signal: ``rt_sigreturn``: the signal its frame delivered, ``(name, siginfo)``
     """
 
     nr: int
     name: str
     args: tuple[int, ...]
     entry_values: list[Value | None]
+    saved: dict[int, Any] = field(default_factory=dict)
+    sp: int | None = None
+    entry_ret: str | None = None
+    assumed_ret: str | None = None
+    signal: tuple[str, Value] | None = None
 
 
 def strace_name(nr: int) -> str:
@@ -70,20 +89,15 @@ def strace_name(nr: int) -> str:
     return syscall_name(nr)
 
 
-def _signature(name: str, args: tuple[int, ...]) -> tuple[Arg, ...] | None:
-    sig = SIGNATURES.get(name)
-    if sig is None or isinstance(sig, tuple):
-        return sig
-    return sig(args)
-
-
-def _decode(arg: Arg, ctx: Context, index: int, name: str) -> Value:
+def _decode(kind: Kind, ctx: Context, index: int, name: str) -> Value:
     value = ctx.args[index] if index < len(ctx.args) else 0
+    ctx.index = index
     try:
-        return arg.decode(ctx, value)
+        return kind.decode(ctx, value)
     except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
         ctx.options.failures[name] += 1
-        return arg.label + hex_c(value)
+        label = getattr(kind, "label", "")
+        return label + hex_c(value)
 
 
 def _normalise(args: Sequence[int]) -> tuple[int, ...]:
@@ -91,19 +105,78 @@ def _normalise(args: Sequence[int]) -> tuple[int, ...]:
     return regs + (0,) * (_RAW_ARGS - len(regs))
 
 
+def _kinds(sig: Sig | None, regs: tuple[int, ...]) -> tuple[Kind, ...] | None:
+    return None if sig is None else sig.kinds(regs)
+
+
 def decode_entry(
-    nr: int, args: Sequence[int], memory: GuestMemory | None, options: DecodeOptions
+    nr: int,
+    args: Sequence[int],
+    memory: GuestMemory | None,
+    options: DecodeOptions,
+    sp: int | None = None,
 ) -> Call:
     """Decode a system call at its entry: *nr* from ``rax``, *args* the six argument
-    registers (``u64``), *memory* the caller's address space (None: nothing readable)."""
+    registers (``u64``), *memory* the caller's address space (None: nothing readable), *sp*
+    the user stack pointer (``rsp``; ``rt_sigreturn``'s frame is there)."""
     regs = _normalise(args)
     name = strace_name(nr)
-    ctx = Context(memory, options, regs)
-    sig = _signature(name, regs)
-    if sig is None:
-        return Call(nr, name, regs, [hex_c(v) for v in regs])
-    values = [None if a.at_exit else _decode(a, ctx, i, name) for i, a in enumerate(sig)]
-    return Call(nr, name, regs, values)
+    ctx = Context(memory, options, regs, sp=sp)
+    sig = SIGNATURES.get(name)
+    try:
+        kinds = _kinds(sig, regs)
+    except Exception:  # noqa: BLE001 - a layout bug: the raw registers
+        options.failures[name] += 1
+        kinds = None
+    if kinds is None:
+        return Call(nr, name, regs, [hex_c(v) for v in regs], sp=sp)
+    values: list[Value | None] = []
+    saved: dict[int, Any] = {}
+    for i, kind in enumerate(kinds):
+        if kind.when == ENTRY:
+            values.append(_decode(kind, ctx, i, name))
+            continue
+        values.append(None)
+        if kind.saves:
+            ctx.index = i
+            try:
+                saved[i] = kind.save(ctx, regs[i] if i < len(regs) else 0)
+            except Exception:  # noqa: BLE001
+                options.failures[name] += 1
+    call = Call(nr, name, regs, values, saved, sp)
+    if sig is not None and sig.ret.fmt == "none":
+        call.entry_ret = "?"
+    if name == "rt_sigreturn":
+        _sigreturn(call, memory)
+    return call
+
+
+#: x86-64 ``struct rt_sigframe`` (at ``rsp - 8`` when the handler's ``ret`` has popped
+#: ``pretcode``): ``uc`` at 8 (``uc_mcontext`` at 40 in it, ``rax`` at 104 in that;
+#: ``uc_sigmask`` at 296), ``info`` at 312.
+_FRAME_RAX = 8 + 40 + 104
+_FRAME_MASK = 8 + 296
+_FRAME_INFO = 8 + 304
+
+
+def _sigreturn(call: Call, memory: GuestMemory | None) -> None:
+    """rt_sigreturn: its frame's mask (``{mask=[]}``), the signal the frame delivered, and
+    what it returns (the interrupted context's ``rax``)."""
+    if call.sp is None:
+        return
+    frame = call.sp - 8
+    mask = read(memory, frame + _FRAME_MASK, 8)
+    call.entry_values = [
+        "{mask=" + (hex(frame + _FRAME_MASK) if mask is None else sigset(mask)) + "}"
+    ]
+    rax = read(memory, frame + _FRAME_RAX, 8)
+    if rax is not None:
+        call.assumed_ret = format_return(struct.unpack("<Q", rax)[0])
+    info = read(memory, frame + _FRAME_INFO, 128)
+    if info is not None:
+        (signo,) = struct.unpack_from("<i", info)
+        if 0 < signo <= 64:
+            call.signal = (signal_name(signo), siginfo(info))
 
 
 def decode_exit(
@@ -111,16 +184,28 @@ def decode_exit(
 ) -> tuple[list[Value], str]:
     """Finish *call* at its exit with *ret* (raw ``u64`` ``rax``): ``(argument values,
     return text)``; rendered, e.g. ``('3, "root:x:0:0"..., 4096', "1274")``."""
-    signed = to_signed64(ret)
-    ctx = Context(memory, options, call.args, signed)
-    sig = _signature(call.name, call.args) or ()
-    values = [
-        value if value is not None else _decode(sig[i], ctx, i, call.name)
-        for i, value in enumerate(call.entry_values)
-    ]
-    returns = RETURNS.get(call.name)
+    ctx = Context(memory, options, call.args, to_signed64(ret), call.sp, call.saved)
+    sig = SIGNATURES.get(call.name)
+    kinds: tuple[Kind, ...] = ()
+    if sig is not None:
+        try:
+            kinds = sig.kinds(call.args)
+        except Exception:  # noqa: BLE001
+            kinds = ()
+    values = []
+    for i, value in enumerate(call.entry_values):
+        if value is not None:
+            values.append(value)
+        elif i < len(kinds):
+            values.append(_decode(kinds[i], ctx, i, call.name))
+        else:
+            values.append(hex_c(call.args[i]))
+    if sig is None:
+        return values, format_return(ret)
+    if call.name == "rt_sigreturn":
+        return values, format_return(ret)
     try:
-        ret_text = returns(ctx, ret) if returns else format_return(ret)
+        ret_text = sig.ret.text(ctx, ret)
     except Exception:  # noqa: BLE001 - same rule as the arguments
         options.failures[call.name] += 1
         ret_text = format_return(ret)
@@ -135,12 +220,22 @@ def reread_unreadable(call: Call, memory: GuestMemory | None, options: DecodeOpt
     stale = [is_unreadable(value) for value in call.entry_values]
     if not any(stale):
         return call
-    fresh = decode_entry(call.nr, call.args, memory, options)
+    fresh = decode_entry(call.nr, call.args, memory, options, call.sp)
     values = [
         new if again else old
         for old, new, again in zip(call.entry_values, fresh.entry_values, stale, strict=True)
     ]
-    return Call(call.nr, call.name, call.args, values)
+    return Call(
+        call.nr,
+        call.name,
+        call.args,
+        values,
+        call.saved or fresh.saved,
+        call.sp,
+        call.entry_ret,
+        call.assumed_ret,
+        call.signal,
+    )
 
 
 def render_args(values: Sequence[Value | None], string_limit: int) -> str:

@@ -14,8 +14,14 @@ _ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r", 0x2
 _ESCAPES[0x5C] = "\\\\"
 
 
+_PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C))
+_DROP_PLAIN = bytes.maketrans(b"", b"")
+
+
 def quote(data: bytes, truncated: bool = False) -> str:
     """*data* as a quoted C string, followed by ``...`` if *truncated*."""
+    if not data.translate(_DROP_PLAIN, _PLAIN):  # printable ASCII only: nothing to escape
+        return f'"{data.decode("ascii")}"' + ("..." if truncated else "")
     out = ['"']
     for i, c in enumerate(data):
         if c in _ESCAPES:

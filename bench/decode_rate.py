@@ -15,43 +15,20 @@ import struct
 import time
 
 from libvirt_nitro.abi.event import EVENT_SYSCALL, EVENT_SYSRET, Event
-from libvirt_nitro.errors import NitroError
 from libvirt_nitro.introspect import Task
 from libvirt_nitro.output import StraceFormatter
 from libvirt_nitro.pipeline import Pipeline
+from libvirt_nitro.testing.memory import FakeMemory
 
 CR3, RSP = 0x1A2000, 0x7FFD0000
 TASK = Task(pid=400, tid=400, comm="bench")
 AT_FDCWD = (-100) & (1 << 64) - 1
 
 
-class Memory:
-    """Guest memory of the stream: a few regions."""
-
-    def __init__(self, regions: dict[int, bytes]):
-        self.regions = regions
-
-    def read(self, address: int, size: int) -> bytes:
-        for start, data in self.regions.items():
-            if start <= address and address + size <= start + len(data):
-                return data[address - start : address - start + size]
-        raise NitroError(f"unreadable {address:#x}")
-
-    def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
-        for start, data in self.regions.items():
-            if start <= address < start + len(data):
-                tail = data[address - start :]
-                end = tail.find(b"\0", 0, limit)
-                if end != -1:
-                    return tail[:end], False
-                return tail[:limit], True
-        raise NitroError(f"unreadable {address:#x}")
-
-
 STAT = bytearray(144)
 struct.pack_into("<I", STAT, 24, 0o100644)
 struct.pack_into("<q", STAT, 48, 1274)
-MEMORY = Memory(
+MEMORY = FakeMemory(
     {
         0x10000: b"/usr/lib/x86_64-linux-gnu/libc.so.6\0",
         0x20000: b"root:x:0:0:root:/root:/bin/bash\n" * 128,

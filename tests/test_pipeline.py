@@ -10,7 +10,7 @@ from libvirt_nitro.introspect import Task
 from libvirt_nitro.output import JsonFormatter, RawFormatter, StraceFormatter
 from libvirt_nitro.pipeline import Filter, Pipeline
 from libvirt_nitro.strace import DecodeOptions, parse_trace_expr
-from tests.test_strace_decode import FakeMemory
+from libvirt_nitro.testing.memory import FakeMemory
 
 CR3, RSP = 0x1A2000, 0x7FFD0000
 SHELL = Task(pid=40, tid=40, comm="sh")

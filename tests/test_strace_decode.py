@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from libvirt_nitro.errors import InvalidTraceExpression, NitroError
+from libvirt_nitro.errors import InvalidTraceExpression
 from libvirt_nitro.linux import syscall_number
 from libvirt_nitro.strace import (
     DecodeOptions,
@@ -23,33 +23,7 @@ from libvirt_nitro.strace import (
     syscall_class,
 )
 from libvirt_nitro.strace.quote import quote
-
-
-class FakeMemory:
-    """Guest memory as a dict of address -> bytes; anything else is unreadable."""
-
-    def __init__(self, regions: dict[int, bytes] | None = None):
-        self.regions = dict(regions or {})
-
-    def read(self, address: int, size: int) -> bytes:
-        for start, data in self.regions.items():
-            if start <= address and address + size <= start + len(data):
-                return data[address - start : address - start + size]
-        raise NitroError(f"unreadable {address:#x}+{size}")
-
-    def read_cstring(self, address: int, limit: int) -> tuple[bytes, bool]:
-        # As the page-table reader: at most *limit* bytes, never past the NUL, and a string
-        # that runs into unreadable memory before its NUL (or *limit*) is unreadable.
-        for start, data in self.regions.items():
-            if start <= address < start + len(data):
-                tail = data[address - start :]
-                end = tail.find(b"\0", 0, limit)
-                if end != -1:
-                    return tail[:end], False
-                if len(tail) < limit:
-                    raise NitroError(f"string at {address:#x} runs into unreadable memory")
-                return tail[:limit], True
-        raise NitroError(f"unreadable {address:#x}")
+from libvirt_nitro.testing.memory import FakeMemory
 
 
 def u64(value: int) -> int:

@@ -190,8 +190,15 @@ def test_foreign_hook_is_not_clobbered(tmp_path: Path) -> None:
 
 
 def test_domain_is_traced_from_its_start(guest) -> None:
-    """No command typed: the hook's server traces the guest into the element's file."""
-    wait_for(lambda: records(guest.output), "events in the output file", timeout=TRACED_TIMEOUT)
+    """No command typed: the hook's server traces the guest into the element's file. (Its
+    boot's own calls are traced only if arming wins the race with the end of the boot, so
+    the guest is made to call getpid once the server says it traces.)"""
+    wait_for(
+        lambda: (status_of(guest.uuid) or {}).get("state") == "tracing",
+        "the server to trace the guest",
+        timeout=TRACED_TIMEOUT,
+        interval=1.0,
+    )
     guest.run("getpid", "7", timeout=300)
     wait_for(
         lambda: names(guest.output).count("getpid") >= 14,

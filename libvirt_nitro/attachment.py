@@ -66,6 +66,7 @@ def attach(
     filter: Filter | None = None,
     capture_bytes: int = 32,
     kernel_image: str | None = None,
+    delivery: str = "async",
 ) -> Tracer:
     """Resolve *dom* (a running ``virDomain``), arm the traps and return its :class:`Tracer`.
 
@@ -80,6 +81,8 @@ def attach(
     kernel image: by default the domain's directly booted kernel, or *kernel_image*) and
     holds the arguments decoded as strace does, reading at most *capture_bytes* of each
     string or buffer. The kernel backend's records carry registers only (its notes say so).
+    *delivery* ``"sync"`` (kernel backend only) makes each trapped vCPU wait until the
+    callbacks have seen its event: nothing lost, the guest at the consumer's pace.
 
     :raises DomainNotRunning: the domain is not running, or paused.
     :raises NoNitroKvm: backend "kernel" on a kernel without the Nitro extension.
@@ -88,6 +91,8 @@ def attach(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+    if delivery not in ("async", "sync"):
+        raise ValueError(f"delivery must be 'async' or 'sync', not {delivery!r}")
     process = resolve(dom, kvm_fds=False)
     if dom.state()[0] == 3:  # VIR_DOMAIN_PAUSED: tracing would resume it behind the user's back
         raise DomainNotRunning(f"domain {dom.name()!r} is paused: resume it before tracing")
@@ -96,7 +101,12 @@ def attach(
     if choose_backend(backend, process, filter) == "kernel":
         from .nitrokvm import KernelBackend
 
-        chosen = KernelBackend.for_domain(process)
+        chosen = KernelBackend.for_domain(process, delivery=delivery)
+    elif delivery == "sync":
+        raise NitroError(
+            "synchronous delivery needs the kernel backend (the gdbstub backend queues "
+            "events for the callbacks while the guest runs on)"
+        )
     else:
         from .gdbstub.backend import GdbstubBackend
 

@@ -79,6 +79,11 @@ class Backend(ABC):
         and why."""
         return []
 
+    def delivered(self, events: list[Any]) -> None:  # noqa: B027 - asynchronous: nothing
+        """The tracer drained *events* (ABI :class:`~libvirt_nitro.abi.event.Event`, in
+        ring order, those its filter dropped included) and the callbacks have seen them: a
+        backend with synchronous delivery lets their vCPUs run on here."""
+
     def rebind(self, dom: Any) -> None:  # noqa: B027 - most backends need nothing
         """Use *dom*, a new ``virDomain`` of the same domain, from now on (after a libvirt
         reconnection)."""

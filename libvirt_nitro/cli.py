@@ -148,6 +148,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
             filter=trace_filter,
             capture_bytes=args.string_limit,
             kernel_image=args.kernel_image,
+            delivery="sync" if args.sync else "async",
         )
     except BaseException:
         if stream is not sys.stdout:
@@ -323,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         "in the kernel); gdbstub: QEMU's gdbstub (any QEMU, decodes); auto (default): kernel "
         "when the host has the extension, the domain runs under KVM and no -e/-p/--comm is "
         "given, else gdbstub",
+    )
+    trace.add_argument(
+        "--sync",
+        action="store_true",
+        help="kernel backend: each trapped vCPU waits until the tracer has handled its "
+        "event (nothing dropped; the guest runs at the tracer's pace)",
     )
     trace.set_defaults(func=cmd_trace)
 

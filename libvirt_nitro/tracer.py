@@ -205,12 +205,13 @@ class Tracer:
         with self._lock:
             self._dispatching = True
             active = list(self._callbacks.items())
+        # parsed first: a synchronous backend lets every drained event's vCPU run on
+        events = [Event(raw) for raw, _ in slots]
         try:
             if lost:
                 self.lost += lost
                 self._deliver(active, EVENT_ID_LOST, lost)
-            for raw, record in slots:
-                event = Event(raw)
+            for event, (_, record) in zip(events, slots, strict=True):
                 if self._decoder is not None:
                     record = self._decoder.process(event)
                     if record is None:
@@ -223,6 +224,8 @@ class Tracer:
                 for cid in self._dead:
                     self._callbacks.pop(cid, None)
                 self._dead.clear()
+            if events and self.backend is not None:
+                self.backend.delivered(events)
         return len(slots)
 
     def _deliver(

@@ -43,6 +43,7 @@ CASES = [
     (("trace", DOM, "--kernel-image", "/nonexistent"), "--kernel-image /nonexistent", 1),
     (("trace", DOM, "--kernel-image", "/etc/hostname"), "kernel image /etc/hostname", 1),
     (("trace", DOM, "--backend", "kernel"), "the kernel backend needs the Nitro KVM", 1),
+    (("trace", DOM, "--backend", "gdbstub", "--sync"), "needs the kernel backend", 1),
     (("trace", "no-such-domain"), "no domain with a name, UUID or id of 'no-such-domain'", 1),
     (("trace",), "the following arguments are required: DOMAIN", 2),
     (("-c", "bogus:///x", "trace", DOM), "cannot connect to bogus:///x", 1),

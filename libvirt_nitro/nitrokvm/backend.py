@@ -31,7 +31,15 @@ from ..errors import KvmIoctlError, NitroError, NoKvmFds
 from ..runtime import acquire_trace_lock
 from .capability import require_nitro
 from .nitrofd import NitroFd
-from .requests import TRAP_ALL, TRAP_SYSENTER, TRAP_SYSEXIT, trap_config, trap_names
+from .requests import (
+    DELIVERY_ASYNC,
+    DELIVERY_SYNC,
+    TRAP_ALL,
+    TRAP_SYSENTER,
+    TRAP_SYSEXIT,
+    trap_config,
+    trap_names,
+)
 
 __all__ = ["KernelBackend", "NOT_DECODED"]
 
@@ -54,6 +62,11 @@ class KernelBackend(Backend):
     tracer per domain, whichever backend) and errors name it. The pipeline's filter hands
     the kernel its syscall numbers: entries of other calls are never queued (exits always
     are; the pipeline drops those whose entry it did not see).
+
+    *delivery* ``"async"`` (the default): the trapped vCPU runs on at once and a consumer
+    that falls behind loses events (counted). ``"sync"``: each trapped vCPU waits until the
+    tracer's callbacks have seen its event (:meth:`delivered` answers it with
+    KVM_NITRO_CONTINUE), so nothing is lost and the guest runs at the consumer's pace.
     """
 
     name = "kernel"
@@ -66,8 +79,12 @@ class KernelBackend(Backend):
         *,
         traps: int = TRAP_ALL,
         domain: tuple[str, str] | None = None,
+        delivery: str = "async",
     ) -> None:
+        if delivery not in ("async", "sync"):
+            raise ValueError(f"delivery must be 'async' or 'sync', not {delivery!r}")
         self.pid = pid
+        self.delivery = delivery
         self.vm_fd = vm_fd
         self.traps = traps
         self.syscalls: frozenset[int] | None = None
@@ -166,7 +183,8 @@ class KernelBackend(Backend):
         traps = self.traps
         while True:
             try:
-                self._nitro.set_traps(trap_config(traps, syscalls=self.syscalls))
+                delivery = DELIVERY_SYNC if self.delivery == "sync" else DELIVERY_ASYNC
+                self._nitro.set_traps(trap_config(traps, delivery=delivery, syscalls=self.syscalls))
                 break
             except KvmIoctlError as exc:
                 optional = traps & (TRAP_SYSENTER | TRAP_SYSEXIT)
@@ -180,6 +198,14 @@ class KernelBackend(Backend):
                 traps &= ~optional  # older builds: SYSCALL/SYSRET only
         self.armed_traps = self._nitro.get_traps().traps
         log.info("%s: armed %s", self.what, ", ".join(trap_names(self.armed_traps)))
+
+    def delivered(self, events: list[Any]) -> None:
+        """With synchronous delivery, let the vCPU of each of *events* run on."""
+        nitro = self._nitro
+        if self.delivery != "sync" or nitro is None:
+            return
+        for event in events:
+            nitro.continue_vcpu(event.seq, event.vcpu_id)
 
     def stop(self) -> None:
         """Give the guest back (close the nitro fd: the kernel restores each vCPU's EFER

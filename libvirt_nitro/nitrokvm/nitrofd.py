@@ -29,7 +29,7 @@ from ..errors import (
     PermissionDenied,
 )
 from ..ioctl import Kvm, KvmFd, ffi, lib
-from .requests import attach_request, eventfd_request, trap_config
+from .requests import attach_request, continue_request, eventfd_request, trap_config
 
 __all__ = ["NitroFd"]
 
@@ -98,6 +98,17 @@ class NitroFd(KvmFd):
         """KVM_NITRO_SET_EVENTFD: the kernel signals eventfd *fd* when the ring goes from
         empty to non-empty; -1 stops it."""
         self.ioctl("KVM_NITRO_SET_EVENTFD", eventfd_request(fd))
+
+    def continue_vcpu(self, seq: int, vcpu_id: int, skip: bool = False) -> None:
+        """KVM_NITRO_CONTINUE: let vCPU *vcpu_id*, waiting on its event *seq* (synchronous
+        delivery), run on; with *skip* the instruction is not completed and the guest gets
+        its #UD/#GP. An event that waits no more (ENOENT: its vCPU was let go, the traps
+        changed) is not an error."""
+        try:
+            self.ioctl("KVM_NITRO_CONTINUE", continue_request(seq, vcpu_id, skip))
+        except KvmIoctlError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
 
     def map_ring(self) -> Ring:
         """mmap the ring (once) and return it as a :class:`Ring`. Its size is fixed from

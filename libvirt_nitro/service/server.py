@@ -184,10 +184,9 @@ class Server:
             raise NitroError(
                 f"backend {config.backend!r} is not available (available: {', '.join(BACKENDS)})"
             )
-        if config.mode != "async":
+        if config.mode == "sync" and config.backend != "kernel":
             raise NitroError(
-                "mode='sync' (callbacks while the vCPU is stopped) is not offered by the "
-                "service yet: use mode='async'"
+                "mode='sync' (each trapped vCPU waits for the service) needs backend='kernel'"
             )
 
     def _try_attach(self) -> None:
@@ -206,6 +205,7 @@ class Server:
                 slot_count=self.config.ring_slots,
                 decode=self.config.decode,
                 filter=self.config.filter(),
+                delivery=self.config.mode,
             )
         except (AlreadyTraced, NoNitroKvm, NoKvmFds):
             raise  # waiting does not change these

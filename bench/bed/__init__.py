@@ -1,0 +1,1 @@
+"""What bench/bed_domain.py runs inside the emulated test bed."""

@@ -119,8 +119,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
     import time
 
     from .domain import libvirt_module, lookup_domain, open_connection
+    from .fleet.verbs import check_sink_options, sink_printer, sink_summary, start_sink
 
     trace_filter = _trace_filter(args)  # bad options are refused before anything is touched
+    check_sink_options(args)
     if args.kernel_image is not None and not os.access(args.kernel_image, os.R_OK):
         raise NitroError(f"--kernel-image {args.kernel_image}: cannot read it")
     libvirt = libvirt_module()
@@ -132,6 +134,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from .event_ids import EVENT_ID_LOST, EVENT_ID_SYSCALL
     from .output import Printer, formatter_for
 
+    sink = start_sink(args, dom)  # --to: the broker answers, or one error line
     stream = _open_output(args.output) if args.output else sys.stdout
     stop: list[str] = []
 
@@ -153,6 +156,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
     except BaseException:
         if stream is not sys.stdout:
             stream.close()
+        if sink is not None:
+            sink.close()
         raise
     printer = Printer(
         stream,
@@ -163,6 +168,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             string_limit=args.string_limit,
         ),
     )
+    if sink is not None:
+        printer = sink_printer(sink, printer, tracer.pipeline.decode, args.string_limit)
 
     def on_event(_conn: Any, _dom: Any, event: Any, _opaque: Any) -> None:
         if args.count is None or printer.printed < args.count:
@@ -189,6 +196,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
         timer = libvirt.virEventAddTimeout(100, lambda *_: None, None)
         while not stop and tracer.running:
             libvirt.virEventRunDefaultImpl()
+            # what this turn printed goes out now (a pipe is block-buffered), in one write
+            stream.flush()
             if deadline is not None and time.monotonic() >= deadline:
                 stop.append("duration")
     finally:
@@ -199,7 +208,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
         tracer.close()
         if stream is not sys.stdout:
             stream.close()
-        print(f"{PROG}: {summary_line(printer.printed, tracer.summary())}", file=sys.stderr)
+        if sink is not None:
+            sink.close()
+        summary = summary_line(printer.printed, tracer.summary()) + sink_summary(sink)
+        print(f"{PROG}: {summary}", file=sys.stderr)
     if tracer.error is not None:
         raise NitroError(f"tracing {dom.name()} stopped: {tracer.error}")
     return 0
@@ -331,7 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="kernel backend: each trapped vCPU waits until the tracer has handled its "
         "event (nothing dropped; the guest runs at the tracer's pace)",
     )
+    from .fleet.verbs import add_sink_options
+    from .fleet.verbs import register as register_fleet
+
+    add_sink_options(trace)  # --to nats://..., --nats-auth, --spool, --spool-max-bytes
     trace.set_defaults(func=cmd_trace)
+    register_fleet(verbs)  # events --from nats://...
 
     from .service.verbs import register as register_service
 

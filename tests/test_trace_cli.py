@@ -18,63 +18,18 @@ from libvirt_nitro.errors import DomainNotRunning
 from libvirt_nitro.linux import syscall_name, syscall_number
 from libvirt_nitro.runtime import RUN_DIR, acquire_trace_lock
 from libvirt_nitro.testing.guest import TestGuest
-from tests.support import require_runs_last, start_libvirtd, stop_libvirtd, wait_for
+from tests.support import (
+    TraceProcess,
+    require_runs_last,
+    start_libvirtd,
+    stop_libvirtd,
+    wait_for,
+)
 from tests.tracing import syscalls_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
 URI = "qemu:///system"
 GETPID = syscall_number("getpid")
-
-
-class TraceProcess:
-    """``libvirt-nitro trace`` in a subprocess, its output collected by reader threads."""
-
-    def __init__(self, name: str, *options: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "libvirt_nitro", "-c", URI, "trace", name, *options],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.stdout), daemon=True),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr), daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    @staticmethod
-    def _read(stream, lines: list[str]) -> None:
-        for line in stream:
-            lines.append(line.rstrip("\n"))
-
-    def wait_armed(self) -> None:
-        """Wait until the tracer says it traces (or has died)."""
-        wait_for(
-            lambda: (
-                any(line.startswith("libvirt-nitro: tracing") for line in self.stderr)
-                or self.proc.poll() is not None
-            ),
-            "the tracer to arm the guest",
-            timeout=60,
-        )
-        assert self.proc.poll() is None, self.stderr
-
-    def wait_exit(self, timeout: float = 60) -> int:
-        """Wait for the tracer (and, for its stderr, the guard) to finish."""
-        code = self.proc.wait(timeout)
-        for reader in self._readers:
-            reader.join(timeout)
-        return code
-
-    def kill(self) -> None:
-        """Make sure it is gone (test cleanup)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
 
 
 def assert_guest_given_back(guest: TestGuest, dom=None) -> None:

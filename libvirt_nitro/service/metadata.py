@@ -15,7 +15,7 @@ from importlib import resources
 
 from lxml import etree
 
-from ..errors import InvalidTraceConfig, MalformedDomainXml
+from ..errors import InvalidTraceConfig, MalformedDomainXml, NitroError
 from ..linux import syscall_number
 from ..pipeline import Filter
 from ..strace import CLASSES
@@ -55,7 +55,9 @@ class TraceConfig:
     ``decode`` whether events are annotated at the trap (guest task, decoded arguments:
     ``decode="strace"``) or carry registers only (``"raw"``), ``ring_slots`` the event
     ring's slots, ``max_events`` a count after which tracing stops
-    (None: no limit).
+    (None: no limit); ``nats_url`` (``<nitro:nats url>``, None: none) where events are also
+    published, with ``nats_credentials`` (a file), ``nats_spool`` (a directory, None: the
+    default) and ``nats_spool_max_bytes``.
     """
 
     backend: str = "gdbstub"
@@ -71,6 +73,10 @@ class TraceConfig:
     max_files: int = 8
     ring_slots: int = 4096
     max_events: int | None = None
+    nats_url: str | None = None
+    nats_credentials: str | None = None
+    nats_spool: str | None = None
+    nats_spool_max_bytes: int = 256 * 1024 * 1024
 
     def filter(self) -> Filter:
         """The calls to record, as the pipeline's :class:`~libvirt_nitro.pipeline.Filter`."""
@@ -101,7 +107,7 @@ def schema(define: str | None = None) -> etree.RelaxNG:
 
 _RNG = "http://relaxng.org/ns/structure/1.0"
 #: The children of <trace> that have a <define> of their own in nitro.rng.
-_CHILD_DEFINES = ("syscalls", "processes", "output", "limits")
+_CHILD_DEFINES = ("syscalls", "processes", "output", "limits", "nats")
 
 
 def _parser() -> etree.XMLParser:
@@ -258,6 +264,21 @@ def _config(element: etree._Element) -> TraceConfig:
             values["ring_slots"] = slots
         if limits.get("max-events") is not None:
             values["max_events"] = int(limits.get("max-events"))
+    nats = element.find(_q("nats"))
+    if nats is not None:
+        from ..fleet.target import parse_url
+
+        try:
+            parse_url(nats.get("url"))
+        except NitroError as exc:
+            raise InvalidTraceConfig(
+                f"line {nats.sourceline}: <nats url>: {exc} (rule: nats URL)"
+            ) from None
+        values["nats_url"] = nats.get("url")
+        values["nats_credentials"] = nats.get("credentials")
+        values["nats_spool"] = nats.get("spool")
+        if nats.get("spool-max-bytes") is not None:
+            values["nats_spool_max_bytes"] = int(nats.get("spool-max-bytes"))
     return TraceConfig(
         syscalls=frozenset(syscalls),
         pids=frozenset(processes["pid"]),

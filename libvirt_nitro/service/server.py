@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from ..errors import AlreadyTraced, InvalidTraceConfig, NitroError, NoKvmFds, NoNitroKvm
+from ..fleet.verbs import sink_printer
 from ..output import Printer, formatter_for
 from .journal import setup_logging
 from .metadata import NAMESPACE, TraceConfig, parse_text
@@ -72,9 +73,13 @@ class Server:
         self.name = uuid
         self.config: TraceConfig | None = None
         self.tracer: Any = None
-        self.printer: Printer | None = None
+        self.printer: Any = None
+        #: The NATS sink of ``<nitro:nats>`` (None without it).
+        self.sink: Any = None
         self.writer: RotatingWriter | None = None
         self.dropped = 0
+        #: Events the NATS sinks already closed dropped (spool full).
+        self.sink_dropped = 0
         self.events = 0
         #: Decoder failures of the tracers already detached (arguments printed in hex).
         self.not_decoded = 0
@@ -198,6 +203,8 @@ class Server:
         if now < self._next_attach:
             return
         self._next_attach = now + ATTACH_RETRY
+        if self.config.nats_url and self.sink is None:
+            self.sink = self._start_sink()  # before attaching: a bad <nitro:nats> touches nothing
         try:
             tracer = attach(
                 self.dom,
@@ -225,6 +232,8 @@ class Server:
             as_json=self.config.output_format == "json", decoded=tracer.pipeline.decode
         )
         self.printer = Printer(self.writer, formatter)
+        if self.sink is not None:
+            self.printer = sink_printer(self.sink, self.printer, tracer.pipeline.decode, 32)
         tracer.eventRegisterAny(EVENT_ID_SYSCALL, self._on_event, None)
         tracer.eventRegisterAny(EVENT_ID_LOST, self._on_lost, None)
         self.tracer = tracer
@@ -236,6 +245,25 @@ class Server:
             self.config.backend,
             output,
         )
+
+    def _start_sink(self) -> Any:
+        """The NATS sink of ``<nitro:nats>``; a broker that is away at start is waited for
+        (events spooled meanwhile)."""
+        from ..fleet.sink import DEFAULT_SPOOL_DIR, NatsSink, spool_dir_for
+        from ..fleet.target import load_credentials, parse_url
+
+        assert self.config is not None
+        sink = NatsSink(
+            parse_url(self.config.nats_url or ""),
+            load_credentials(self.config.nats_credentials),
+            domain_name=self.name,
+            domain_uuid=self.uuid,
+            spool_dir=spool_dir_for(self.config.nats_spool or DEFAULT_SPOOL_DIR, self.uuid),
+            spool_max_bytes=self.config.nats_spool_max_bytes,
+        )
+        sink.start(require_broker=False)
+        log.info("publishing to %s (state %s)", self.config.nats_url, sink.state)
+        return sink
 
     def _on_event(self, _conn: Any, _dom: Any, event: Any, _opaque: Any) -> None:
         assert self.printer is not None and self.config is not None
@@ -285,6 +313,10 @@ class Server:
             if self.writer is not None:
                 self.writer.close()
                 self.writer = None
+            if self.sink is not None:
+                self.sink.close()
+                self.sink_dropped += self.sink.dropped
+                self.sink = None
 
     def _on_domain_gone_signal(self, _signum: int, _frame: Any) -> None:
         """SIGUSR1, from the hook's ``stopped``: the domain's QEMU is gone."""
@@ -349,6 +381,7 @@ class Server:
     def write_state(self) -> None:
         """Rewrite ``SERVE_DIR/UUID.json`` (what ``status`` shows)."""
         config = self.config
+        sink_dropped = self.sink_dropped + (self.sink.dropped if self.sink is not None else 0)
         write_state(
             self.uuid,
             {
@@ -358,8 +391,9 @@ class Server:
                 "backend": config.backend if config else None,
                 "events": self.events,
                 "not_decoded": self.not_decoded + self._not_decoded_now(),
-                "dropped": self.dropped,
+                "dropped": self.dropped + sink_dropped,
                 "output": config.output_for(self.name) if config else None,
+                "nats": self.sink.summary() if self.sink is not None else None,
                 "reconnects": self.reconnects,
             },
         )
@@ -417,7 +451,7 @@ class Server:
                     "%s: %d events written, %d dropped, %d arguments not decoded",
                     self.name,
                     self.events,
-                    self.dropped,
+                    self.dropped + self.sink_dropped,
                     self.not_decoded,
                 )
                 remove_state(self.uuid)

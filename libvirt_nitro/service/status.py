@@ -174,9 +174,16 @@ def format_table(states: list[dict[str, Any]]) -> str:
         "Output"
     ]
     for state in states:
+        output = state.get("output", "-")
+        nats = state.get("nats")
+        if nats:  # <nitro:nats>: the sink's connection and counts
+            output = (
+                f"{output} + NATS {nats['state']} ({nats['published']} published, "
+                f"{nats['spooled']} spooled)"
+            )
         lines.append(
             f"{state.get('name', '?'):<24} {state.get('state', '?'):<12} "
             f"{state.get('backend', '?'):<8} {state.get('events', 0):>10} "
-            f"{state.get('dropped', 0):>8} {state.get('pid', '?'):>7}  {state.get('output', '-')}"
+            f"{state.get('dropped', 0):>8} {state.get('pid', '?'):>7}  {output}"
         )
     return "\n".join(lines)

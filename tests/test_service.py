@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lxml import etree
 
 from libvirt_nitro.runtime import RUN_DIR
 from libvirt_nitro.service import installer
@@ -70,15 +69,6 @@ def trace_element(output: Path, extra: str = "", decode: str = "raw") -> str:
     )
 
 
-def with_metadata(xml: str, element: str) -> str:
-    """*xml* (a domain) with *element* in its <metadata>."""
-    root = etree.fromstring(xml.encode())
-    metadata = etree.Element("metadata")
-    metadata.append(etree.fromstring(element.encode()))
-    root.insert(1, metadata)
-    return etree.tostring(root, encoding="unicode")
-
-
 def start_guest(conn: Any, name: str, image: GuestImage, element: str) -> TestGuest:
     """Boot a TCG test guest whose domain XML carries *element*; wait for its workload.
 
@@ -88,7 +78,7 @@ def start_guest(conn: Any, name: str, image: GuestImage, element: str) -> TestGu
     """
     prepare_run_dir()
     control_socket_path(name).unlink(missing_ok=True)
-    dom = conn.createXML(with_metadata(domain_xml(name, image), element), 0)
+    dom = conn.createXML(domain_xml(name, image, metadata=element), 0)
     guest = TestGuest(dom, None)
     try:
         wait_for(

@@ -37,6 +37,9 @@ BUILD_SCRIPT = GUEST_SOURCES / "build-guest"
 RUN_DIR = Path(os.environ.get("LIBVIRT_NITRO_RUN_DIR", "/run/libvirt-nitro/guests"))
 #: Booting under TCG takes 7-12 s here; the deadline leaves room for a loaded 2-core machine.
 BOOT_TIMEOUT = 120.0
+#: Seconds a booting guest may stay silent before pings are sent anyway (its ``=== ready``
+#: may have been missed).
+READY_GRACE = 60.0
 
 __all__ = [
     "GuestImage",
@@ -102,24 +105,35 @@ class GuestImage:
 
 
 def domain_xml(
-    name: str, image: GuestImage, accel: str = "qemu", vcpus: int = 2, memory_mib: int = 256
+    name: str,
+    image: GuestImage,
+    accel: str = "qemu",
+    vcpus: int = 2,
+    memory_mib: int = 256,
+    metadata: str | None = None,
+    cpuset: str | None = None,
 ) -> str:
     """The libvirt XML of a test guest domain named *name*.
 
     *accel* is the ``<domain type>``: ``qemu`` (TCG, boots here) or ``kvm`` (starts, with
-    QEMU's KVM fds, but on this PVM host the guest hangs in early boot: DESIGN.md §4).
+    QEMU's KVM fds, but on this PVM host the guest hangs in early boot: DESIGN.md §4; it
+    boots in the kernel test bed). A KVM guest boots with ``pci=noearly``: nested under the
+    bed's emulated SVM, the early PCI scans of the GART aperture check cost ~5 s.
     ttyS0 is the kernel console, logged to a file; ttyS1 is the workload's control port.
+    *metadata*: an element (XML text, e.g. a ``<nitro:trace>``) for the domain's
+    ``<metadata>``. *cpuset* (libvirt's syntax, e.g. ``"1"``) pins its vCPUs and QEMU.
     """
     console, control = console_log_path(name), control_socket_path(name)
+    cmdline = image.cmdline + (" pci=noearly" if accel == "kvm" else "")
     domain = E.domain(
         E.name(name),
         E.memory(str(memory_mib), unit="MiB"),
-        E.vcpu(str(vcpus)),
+        E.vcpu(str(vcpus), **({"cpuset": cpuset} if cpuset else {})),
         E.os(
             E.type("hvm", arch="x86_64", machine="pc"),
             E.kernel(str(image.kernel)),
             E.initrd(str(image.initrd)),
-            E.cmdline(image.cmdline),
+            E.cmdline(cmdline),
         ),
         E.on_poweroff("destroy"),
         E.on_reboot("destroy"),
@@ -133,6 +147,8 @@ def domain_xml(
         E.seclabel(type="none", model="dac"),
         type=accel,
     )
+    if metadata is not None:
+        domain.insert(1, E.metadata(etree.fromstring(metadata.encode())))
     return etree.tostring(domain, pretty_print=True, encoding="unicode")
 
 
@@ -179,22 +195,30 @@ class ControlPort:
         """Close the connection (the guest keeps running)."""
         self._sock.close()
 
-    def wait_ready(self, timeout: float = BOOT_TIMEOUT) -> float:
+    def wait_ready(self, timeout: float = BOOT_TIMEOUT, booting: bool = False) -> float:
         """Ping until the workload server answers; return the seconds it took.
 
         Pings are re-sent every second because the guest drops what arrives before its
-        server has opened the port.
+        server has opened the port. With *booting* (connected before the guest booted),
+        the first ping waits for the server's ``=== ready`` (or :data:`READY_GRACE` s of
+        silence): input queued at a serial port nobody had opened yet was seen to stall
+        the port of a KVM guest nested in the kernel test bed (QEMU 7.2: no input taken
+        afterwards), in most boots that followed another nested VM.
         """
         start = time.monotonic()
         deadline = start + timeout
         sent: set[str] = set()
+        ready = not booting
         while time.monotonic() < deadline:
-            tag = f"p{next(self._tags)}"
-            sent.add(tag)
-            self._send(f"{tag} ping")
+            if ready or time.monotonic() >= start + READY_GRACE:
+                tag = f"p{next(self._tags)}"
+                sent.add(tag)
+                self._send(f"{tag} ping")
             line = self._read_line(min(1.0, deadline - time.monotonic()))
             while line is not None:
                 words = line.split()
+                if words == ["===", "ready"]:
+                    ready = True
                 if len(words) == 3 and words[0] == "===" and words[1] in sent:
                     return time.monotonic() - start
                 line = self._read_line(0.05)
@@ -258,25 +282,57 @@ class TestGuest:
 
     @classmethod
     def start(
-        cls, conn: Any, name: str, image: GuestImage, accel: str = "qemu", vcpus: int = 2
+        cls,
+        conn: Any,
+        name: str,
+        image: GuestImage,
+        accel: str = "qemu",
+        vcpus: int = 2,
+        wait: bool | None = None,
+        boot_timeout: float = BOOT_TIMEOUT,
+        memory_mib: int = 256,
+        metadata: str | None = None,
+        cpuset: str | None = None,
     ) -> TestGuest:
-        """Create the transient domain *name* and, for a TCG guest, wait for its workload.
+        """Create the transient domain *name* and, with *wait*, wait (at most *boot_timeout*
+        s) for its workload (:meth:`connect`); the domain is destroyed if that fails.
 
-        A KVM guest does not boot on this host (DESIGN.md §4), so it is returned without a
-        control connection.
+        *wait* defaults to True for a TCG guest and False for a KVM one, which does not
+        boot on this host (DESIGN.md §4): it is returned without a control connection (in
+        the kernel test bed, where it boots, pass ``wait=True``). *memory_mib* is the
+        guest's RAM (an initramfs with more programs needs more); *metadata* and *cpuset*:
+        see :func:`domain_xml`.
         """
         prepare_run_dir()
         control_socket_path(name).unlink(missing_ok=True)
-        dom = conn.createXML(domain_xml(name, image, accel=accel, vcpus=vcpus), 0)
+        xml = domain_xml(
+            name,
+            image,
+            accel=accel,
+            vcpus=vcpus,
+            memory_mib=memory_mib,
+            metadata=metadata,
+            cpuset=cpuset,
+        )
+        dom = conn.createXML(xml, 0)
         guest = cls(dom, None)
-        if accel == "qemu":
+        if accel == "qemu" if wait is None else wait:
             try:
-                guest.port = ControlPort(control_socket_path(name))
-                guest.port.wait_ready()
+                guest.connect(boot_timeout)
             except BaseException:
                 guest.destroy()
                 raise
         return guest
+
+    def connect(self, timeout: float = BOOT_TIMEOUT) -> float:
+        """Open the control port of a guest just created and wait until its workload
+        answers (the guest booted); return the seconds that took.
+
+        :raises TimeoutError: no answer within *timeout* s.
+        """
+        if self.port is None:
+            self.port = ControlPort(control_socket_path(self.name))
+        return self.port.wait_ready(timeout, booting=True)
 
     def run(self, *command: str, timeout: float = 60.0) -> CommandResult:
         """Run a workload command in the guest (see :meth:`ControlPort.run`)."""

@@ -290,7 +290,14 @@ def test_stopping_the_domain_ends_its_server(conn, guest_image, hook, tmp_path) 
     doomed = start_guest(conn, name, guest_image, trace_element(output, decode="strace"))
     uuid = doomed.dom.UUIDString()
     try:
-        wait_for(lambda: records(output), "events in the output file", timeout=TRACED_TIMEOUT)
+        # its boot's calls race with arming (the guest may be idle by then): it is made to
+        # call getpid once the server traces
+        wait_for(
+            lambda: (status_of(uuid) or {}).get("state") == "tracing",
+            "the server to trace the guest",
+            timeout=TRACED_TIMEOUT,
+            interval=1.0,
+        )
         assert holder_pid(uuid) is not None
         doomed.run("getpid", "2", timeout=300)
         getpids = wait_for(

@@ -73,6 +73,12 @@ class StraceFormatter:
         """The lines *record* completes, each prefixed with its task."""
         if self.interleave:
             return self._interleaved(record)
+        if record.unfinished is None:  # the common cases, as _items makes them
+            if record.direction != "enter":
+                text = format_line(record.name or "?", self._args(record), record.ret_text)
+                return [f"{_prefix(record.task, record.cr3)} {text}"]
+            if record.ret_text is None and record.signal is None:
+                return []
         return [
             f"{_prefix(task, cr3)} {text}"
             for task, cr3, text, kind in self._items(record)
@@ -258,7 +264,25 @@ class Printer:
             self.stream.write(line + "\n")
 
 
+#: id(task) -> (task, its prefix): tasks are few and their objects reused (the kernel
+#: backend's are cached), so the text is made once per task.
+_PREFIXES: dict[int, tuple[Any, str]] = {}
+
+
 def _prefix(task: Any, cr3: int) -> str:
+    if task is not None:
+        hit = _PREFIXES.get(id(task))
+        if hit is not None and hit[0] is task:
+            return hit[1]
+        if len(_PREFIXES) > 4096:
+            _PREFIXES.clear()
+        text = _task_prefix(task, cr3)
+        _PREFIXES[id(task)] = (task, text)
+        return text
+    return _task_prefix(task, cr3)
+
+
+def _task_prefix(task: Any, cr3: int) -> str:
     if task is None:
         return f"[cr3 {cr3:#x}]"
     if task.tid != task.pid:

@@ -1,7 +1,11 @@
 """The Nitro event ABI in Python: ``struct kvm_nitro_event`` (:mod:`.event`) and the ring of
-``kernel/include/uapi/linux/kvm_nitro.h`` (:mod:`.ring`), shared by every backend.
+``kernel/include/uapi/linux/kvm_nitro.h`` (:mod:`.ring`), shared by every backend; the
+trap-time capture of ``kvm_nitro_capture.h``: the recipe handed to the kernel
+(:mod:`.recipe`) and the captured bytes after an event (:mod:`.capture`).
 
-Both need the compiled cffi extension (:mod:`libvirt_nitro.ioctl`).
+Event and ring need the compiled cffi extension (:mod:`libvirt_nitro.ioctl`); recipe and
+capture are plain ``struct`` layouts, checked against the header by
+``tests/test_capture_abi.py``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ An :class:`Event` wraps the bytes of one ``struct kvm_nitro_event`` (kept as
 
 from __future__ import annotations
 
+import operator
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,7 @@ EVENT_SYSCALL: int = lib.KVM_NITRO_EVENT_SYSCALL
 EVENT_SYSRET: int = lib.KVM_NITRO_EVENT_SYSRET
 EVENT_SYSENTER: int = lib.KVM_NITRO_EVENT_SYSENTER
 EVENT_SYSEXIT: int = lib.KVM_NITRO_EVENT_SYSEXIT
+_ABI_VERSION: int = lib.KVM_NITRO_ABI_VERSION
 
 #: KVM_NITRO_EVENT_* -> instruction name.
 EVENT_TYPE_NAMES = {
@@ -47,25 +50,58 @@ _GPRS = tuple(REG_NAMES[: REG_NAMES.index("rflags") + 1])
 _SEGMENTS = ("cs", "ss", "ds", "es", "fs", "gs")
 
 
-class Regs:
-    """The registers of an event (``struct kvm_nitro_regs``), read-only attributes."""
+def _struct_of(ctype: str, skip: tuple[str, ...] = ()) -> struct.Struct:
+    """A ``struct`` format of the fixed-width fields of *ctype* (cffi's view of the
+    header), in order, the fields *skip* as pad bytes; its size and every offset are
+    asserted against cffi's."""
+    fmt, offset = "<", 0
+    for name, field in ffi.typeof(ctype).fields:
+        assert field.offset == offset, (ctype, name)
+        size = ffi.sizeof(field.type)
+        if name in skip or field.type.kind == "array":
+            fmt += f"{size}x"
+        else:
+            fmt += {1: "B", 2: "H", 4: "I", 8: "Q"}[size]
+        offset += size
+    packed = struct.Struct(fmt)
+    assert packed.size == ffi.sizeof(ctype), ctype
+    return packed
 
-    __slots__ = ("_c",)
 
-    def __init__(self, c: Any) -> None:
-        self._c = c
+#: The event's header (version, size, vcpu_id, type, flags, seq, timestamp_ns; pad0 and
+#: the registers after it are not in it).
+_HEAD = struct.Struct("<HHIHHxxxxQQ")
+assert [(n, f.offset) for n, f in ffi.typeof("struct kvm_nitro_event").fields][:8] == [
+    ("version", 0),
+    ("size", 2),
+    ("vcpu_id", 4),
+    ("type", 8),
+    ("flags", 10),
+    ("pad0", 12),
+    ("seq", 16),
+    ("timestamp_ns", 24),
+]
+_REGS_OFFSET = ffi.offsetof("struct kvm_nitro_event", "regs")
+_REGS = _struct_of("struct kvm_nitro_regs", skip=("pad",))
+assert _HEAD.size == _REGS_OFFSET
 
-    def __getattr__(self, name: str) -> int:
-        if name in REG_NAMES:
-            return getattr(self._c, name)
-        raise AttributeError(f"no register {name!r}")
+
+class Regs(tuple):
+    """The registers of an event (``struct kvm_nitro_regs``), read-only attributes
+    (``regs.rax``...), unpacked once."""
+
+    __slots__ = ()
 
     def as_dict(self) -> dict[str, int]:
         """``{name: value}`` for every register."""
-        return {name: getattr(self._c, name) for name in REG_NAMES}
+        return dict(zip(REG_NAMES, self, strict=True))
 
     def __repr__(self) -> str:
-        return f"<Regs rax={self._c.rax:#x} rip={self._c.rip:#x} cr3={self._c.cr3:#x}>"
+        return f"<Regs rax={self.rax:#x} rip={self.rip:#x} cr3={self.cr3:#x}>"  # type: ignore[attr-defined]
+
+
+for _index, _name in enumerate(REG_NAMES):
+    setattr(Regs, _name, property(operator.itemgetter(_index), doc=f"``{_name}``"))
 
 
 class Event:
@@ -75,9 +111,28 @@ class Event:
     :ivar record: what the event pipeline made of it (the task, the call, its decoded
         arguments and result: :class:`~libvirt_nitro.pipeline.SyscallRecord`), or None for
         an event that did not go through a pipeline
+    :ivar version: ABI version (``__u16``)
+    :ivar size: bytes of the struct the producer filled
+    :ivar vcpu: vCPU index (``__u32``; also ``vcpu_id``)
+    :ivar type: KVM_NITRO_EVENT_* (``__u16``)
+    :ivar flags: KVM_NITRO_EVENT_F_* (``__u16``)
+    :ivar seq: sequence number; gaps are losses
+    :ivar timestamp_ns: CLOCK_MONOTONIC, ns
+    :ivar regs: the registers (:class:`Regs`)
     """
 
-    __slots__ = ("raw", "_c", "regs", "record")
+    __slots__ = (
+        "raw",
+        "regs",
+        "record",
+        "version",
+        "size",
+        "vcpu",
+        "type",
+        "flags",
+        "seq",
+        "timestamp_ns",
+    )
 
     def __init__(self, raw: bytes) -> None:
         """Wrap *raw*.
@@ -88,14 +143,21 @@ class Event:
         if len(raw) < 32:
             raise NitroAbiError(f"event of {len(raw)} bytes")
         self.raw = raw
-        buf = raw if len(raw) >= _EVENT_SIZE else raw + bytes(_EVENT_SIZE - len(raw))
-        c = ffi.from_buffer("struct kvm_nitro_event *", buf)
-        if c.version != lib.KVM_NITRO_ABI_VERSION:
-            raise NitroAbiError(f"event version {c.version}")
-        if c.size > len(raw):
-            raise NitroAbiError(f"event size {c.size} > {len(raw)} bytes given")
-        self._c = c
-        self.regs = Regs(c.regs)
+        (
+            self.version,
+            self.size,
+            self.vcpu,
+            self.type,
+            self.flags,
+            self.seq,
+            self.timestamp_ns,
+        ) = _HEAD.unpack_from(raw)
+        if self.version != _ABI_VERSION:
+            raise NitroAbiError(f"event version {self.version}")
+        if self.size > len(raw):
+            raise NitroAbiError(f"event size {self.size} > {len(raw)} bytes given")
+        buf = raw if len(raw) >= _EVENT_SIZE else bytes(raw) + bytes(_EVENT_SIZE - len(raw))
+        self.regs = Regs(_REGS.unpack_from(buf, _REGS_OFFSET))
         self.record: Any = None
 
     @classmethod
@@ -108,14 +170,10 @@ class Event:
         fill(c)
         return cls(bytes(ffi.buffer(c)))
 
-    version = property(lambda self: self._c.version, doc="ABI version (__u16).")
-    size = property(lambda self: self._c.size, doc="Bytes of the struct the producer filled.")
-    vcpu = property(lambda self: self._c.vcpu_id, doc="vCPU index (__u32).")
-    vcpu_id = vcpu
-    type = property(lambda self: self._c.type, doc="KVM_NITRO_EVENT_* (__u16).")
-    flags = property(lambda self: self._c.flags, doc="KVM_NITRO_EVENT_F_* (__u16).")
-    seq = property(lambda self: self._c.seq, doc="Sequence number; gaps are losses.")
-    timestamp_ns = property(lambda self: self._c.timestamp_ns, doc="CLOCK_MONOTONIC, ns.")
+    @property
+    def vcpu_id(self) -> int:
+        """vCPU index (``__u32``), as :attr:`vcpu`."""
+        return self.vcpu
 
     @property
     def type_name(self) -> str:
@@ -125,7 +183,7 @@ class Event:
     @property
     def direction(self) -> str:
         """``"enter"`` (SYSCALL, SYSENTER) or ``"exit"`` (SYSRET, SYSEXIT)."""
-        return "exit" if self.type in (EVENT_SYSRET, EVENT_SYSEXIT) else "enter"
+        return "exit" if self.type in _EXITS else "enter"
 
     def __repr__(self) -> str:
         return (
@@ -133,6 +191,8 @@ class Event:
             f"rax={self.regs.rax:#x} rip={self.regs.rip:#x}>"
         )
 
+
+_EXITS = frozenset({EVENT_SYSRET, EVENT_SYSEXIT})
 
 #: GDB register names (the gdbstub's) that differ from struct kvm_nitro_regs'.
 _GDB_NAMES = {"rflags": "eflags", "kernel_gs_base": "k_gs_base"}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import struct
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,28 @@ __all__ = ["Ring", "EVENT_SIZE", "HEADER_SIZE", "ABI_VERSION"]
 ABI_VERSION: int = lib.KVM_NITRO_ABI_VERSION
 EVENT_SIZE: int = ffi.sizeof("struct kvm_nitro_event")
 HEADER_SIZE: int = ffi.sizeof("struct kvm_nitro_ring_header")
+
+
+#: kvm_nitro_capture.h: KVM_NITRO_EVENT_F_CAPTURE, and the capture header's size and
+#: ``bytes`` field (see :mod:`.capture`, which checks them against the header).
+_F_CAPTURE = 1 << 4
+_SIZE_FLAGS = struct.Struct("<2xH6xH")  # kvm_nitro_event.size at 2, .flags at 10
+_CAPTURE_SIZES = struct.Struct("<2xH8xI")  # kvm_nitro_capture_header.size at 2, .bytes at 12
+
+
+def _filled(view: memoryview, off: int, slot_size: int) -> int:
+    """Bytes of the slot at *off* the producer filled: the event and its captures."""
+    size, flags = _SIZE_FLAGS.unpack_from(view, off)
+    if not flags & _F_CAPTURE:
+        return max(size, EVENT_SIZE) if size <= slot_size else slot_size
+    if size + _CAPTURE_SIZES.size > slot_size:
+        return slot_size
+    header, nbytes = _CAPTURE_SIZES.unpack_from(view, off + size)
+    return min(size + header + nbytes, slot_size)
+
+
+def _whole(view: memoryview, off: int, slot_size: int) -> int:
+    return slot_size
 
 
 class Ring:
@@ -181,8 +204,10 @@ class Ring:
         """Consume up to *limit* events (all if None): return their slot bytes, oldest
         first, and the number of events dropped since the previous drain.
 
-        Single consumer only.  Each returned ``bytes`` is a whole slot; the event's
-        own ``size`` field says how much of it the producer filled.
+        Single consumer only.  Each returned ``bytes`` is the part of its slot the
+        producer filled: the event (its own ``size`` field says how much of it is the
+        event) and, when it carries ``KVM_NITRO_EVENT_F_CAPTURE``, its captures
+        (``kvm_nitro_capture.h``); the whole slot when that cannot be told.
         """
         slots, lost = self.drain_with_payloads(limit)
         return [raw for raw, _ in slots], lost
@@ -193,6 +218,7 @@ class Ring:
         out: list[tuple[bytes, Any]] = []
         payloads = self._payloads
         view, offsets, mask, size = self._view, self._offsets, self._mask, self._slot_size
+        filled = _filled if size > EVENT_SIZE else _whole
         while limit is None or len(out) < limit:
             producer = hdr.producer
             consumer = hdr.consumer
@@ -202,7 +228,7 @@ class Ring:
                 producer = min(producer, consumer + limit - len(out))
             for i in range(consumer, producer):
                 off = offsets[i & mask]
-                out.append((bytes(view[off : off + size]), payloads[i & mask]))
+                out.append((bytes(view[off : off + filled(view, off, size)]), payloads[i & mask]))
                 payloads[i & mask] = None
             hdr.consumer = producer
             # kvm_nitro.h's wake-up rule: a full barrier before `producer` is read again,

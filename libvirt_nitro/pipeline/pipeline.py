@@ -5,13 +5,15 @@ what the backend could tell at the trap (the guest task, the guest memory of the
 address space) and returns its :class:`~.record.SyscallRecord`, or None when the filter drops
 it. A backend that can read guest memory while the vCPU waits (the gdbstub) runs it at the
 trap, so that buffers and paths are read as they were at the call; for the others (the
-kernel backend) the tracer runs it when it drains the ring, with registers only.
+kernel backend) the tracer runs it when it drains the ring, with the task and the memory the
+kernel captured at the trap when it did (:func:`~libvirt_nitro.abi.capture.from_event`),
+else with registers only.
 """
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..linux import SYSCALL_ARG_REGS, format_return, to_signed64
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["Pipeline"]
 
 _FILTERED = object()  # a pending entry the filter dropped: its exit is dropped too
+#: The registers of an event the pipeline reads: the trap's, and the six arguments.
+_TRAP_REGS = operator.attrgetter("cr3", "rip", "rsp", "rax")
+_ARG_REGS = operator.attrgetter(*SYSCALL_ARG_REGS)
 
 
 class _Trap(NamedTuple):
@@ -41,8 +46,7 @@ class _Trap(NamedTuple):
     rax: int
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
     """What an exit (or a later leftover line) needs of its entry: the task, the decoded
     call, and where the entry was trapped."""
 
@@ -53,6 +57,7 @@ class _Pending:
 
 #: Calls that end their thread (``exit``) or process (``exit_group``): never paired.
 _THREAD_EXIT, _PROCESS_EXIT = "exit", "exit_group"
+_ENDS = frozenset({_THREAD_EXIT, _PROCESS_EXIT})
 _EXEC = frozenset({"execve", "execveat"})
 
 
@@ -75,6 +80,8 @@ class Pipeline:
         self.decode = decode
         self.options = options or DecodeOptions()
         self._pairer = Pairer()
+        self._filter_seen: Filter | None = None  # the filter _filter_all is of
+        self._filter_all = False
 
     @property
     def wants_task(self) -> bool:
@@ -93,7 +100,7 @@ class Pipeline:
         *task* (None: unknown) with *memory* its address space (None: nothing readable);
         None when the filter drops it."""
         regs = event.regs
-        trap = _Trap(event.vcpu, event.timestamp_ns, regs.cr3, regs.rip, regs.rsp, regs.rax)
+        trap = _Trap(event.vcpu, event.timestamp_ns, *_TRAP_REGS(regs))
         if event.direction == "enter":
             return self._entry(regs, trap, task, memory)
         return self._exit(regs, trap, task, memory)
@@ -121,16 +128,30 @@ class Pipeline:
             # The thread runs on after an execve: it succeeded, and the process's other
             # threads are gone.
             self._pairer.drop_process(task.pid)
-        if not self.filter.accepts(nr, task, trap.cr3):
-            self._remember(keys, _FILTERED, task, strace_name(nr))
-            return None
-        args = tuple(getattr(regs, name) for name in SYSCALL_ARG_REGS)
-        call = self._decode_entry(nr, args, memory, trap.rsp)
-        self._remember(keys, _Pending(task, call, trap), task, call.name)
+        flt = self.filter
+        if not (self._filter_all if flt is self._filter_seen else self._accepts_all(flt)):
+            if not flt.accepts(nr, task, trap.cr3):
+                self._remember(keys, _FILTERED, task, strace_name(nr))
+                return None
+        args = _ARG_REGS(regs)
+        if self.decode:
+            try:
+                call = decode_entry(nr, args, memory, self.options, trap.rsp)
+            except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
+                call = self._entry_failed(nr, args)
+        else:
+            call = Call(nr, strace_name(nr), args, [])
+        if call.name in _ENDS:
+            self._remember(keys, _Pending(task, call, trap), task, call.name)
+        else:
+            self._pairer.remember(keys, _Pending(task, call, trap), task)
         unfinished = None
-        if isinstance(previous, _Pending):
+        if previous is not None and previous is not _FILTERED:
             unfinished = self._unfinished(previous)
-        decoded = self.decode
+        if self.decode:
+            values, ret_text, signal = call.entry_values, call.entry_ret, call.signal
+        else:
+            values = ret_text = signal = None
         return self._record(
             "enter",
             trap,
@@ -138,11 +159,17 @@ class Pipeline:
             nr=nr,
             name=call.name,
             args=args,
-            values=call.entry_values if decoded else None,
-            ret_text=call.entry_ret if decoded else None,
-            signal=call.signal if decoded else None,
+            values=values,
+            ret_text=ret_text,
+            signal=signal,
             unfinished=unfinished,
         )
+
+    def _accepts_all(self, flt: Filter) -> bool:
+        """Whether *flt* (the current :attr:`filter`, seen for the first time) accepts
+        every call; remembered until the filter is replaced."""
+        self._filter_seen, self._filter_all = flt, flt.empty
+        return self._filter_all
 
     def _remember(self, keys: list, value: Any, task: Task | None, name: str) -> None:
         if name == _THREAD_EXIT:
@@ -199,7 +226,12 @@ class Pipeline:
             )
         call = pending.call
         if self.decode:
-            values, ret_text = self._decode_exit(call, trap.rax, memory)
+            try:
+                call = reread_unreadable(call, memory, self.options)
+                values, ret_text = decode_exit(call, trap.rax, memory, self.options)
+            except Exception:  # noqa: BLE001 - as at the entry
+                self.options.failures[call.name] += 1
+                values, ret_text = [hex_c(arg) for arg in call.args], format_return(trap.rax)
         else:
             values, ret_text = None, format_return(ret)
         return self._record(
@@ -214,20 +246,8 @@ class Pipeline:
             ret_text=ret_text,
         )
 
-    def _decode_entry(self, nr: int, args: tuple[int, ...], memory: Any, sp: int) -> Call:
-        if not self.decode:
-            return Call(nr, strace_name(nr), args, [])
-        try:
-            return decode_entry(nr, args, memory, self.options, sp)
-        except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
-            name = strace_name(nr)
-            self.options.failures[name] += 1
-            return Call(nr, name, args, [hex_c(arg) for arg in args])
-
-    def _decode_exit(self, call: Call, rax: int, memory: Any) -> tuple[list, str]:
-        try:
-            call = reread_unreadable(call, memory, self.options)
-            return decode_exit(call, rax, memory, self.options)
-        except Exception:  # noqa: BLE001 - as at the entry
-            self.options.failures[call.name] += 1
-            return [hex_c(arg) for arg in call.args], format_return(rax)
+    def _entry_failed(self, nr: int, args: tuple[int, ...]) -> Call:
+        """The call of an entry whose decoder raised: its raw registers, counted."""
+        name = strace_name(nr)
+        self.options.failures[name] += 1
+        return Call(nr, name, args, [hex_c(arg) for arg in args])

@@ -93,6 +93,10 @@ class Footprint:
     :ivar capped: at most the capture budget of bytes (or elements)
     :ivar follows: what each element points to (``"string"``, ``"bytes"``), for arrays of
         pointers (``argv``, ``iovec``)
+    :ivar count_shift: the count is ``count_arg``'s value rounded up and shifted right by
+        this (``select``'s ``nfds`` bits in 64-bit words: 6)
+    :ivar terminated: an array of pointers that ends at its first NULL (``argv``,
+        ``envp``), at most ``count`` (capped: the capture budget) of them
     """
 
     when: str
@@ -103,6 +107,8 @@ class Footprint:
     count: int | None = None
     capped: bool = False
     follows: str | None = None
+    count_shift: int = 0
+    terminated: bool = False
 
 
 class Kind:
@@ -605,7 +611,9 @@ class StringArray(Kind):
         return Items(tuple(items))
 
     def footprint(self) -> Footprint:
-        return Footprint(ENTRY, "array", 8, capped=True, follows="string")
+        if self.count_only:  # every pointer up to the NULL, no string
+            return Footprint(ENTRY, "array", 8, terminated=True)
+        return Footprint(ENTRY, "array", 8, capped=True, follows="string", terminated=True)
 
 
 __all__ += [

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..linux import format_return, syscall_name, to_signed64
+from ..linux import SYSCALLS_X86_64, format_return, syscall_name, to_signed64
 from .args import ENTRY, Context, Kind
 from .memory import GuestMemory, read
 from .signatures import SIGNATURES, Sig
 from .structs import hex_c, siginfo
-from .values import Value, is_unreadable, render
+from .values import Unreadable, Value, is_unreadable, render
 from .xlat import signal_name, sigset
 
 __all__ = [
@@ -71,6 +71,7 @@ class Call:
     :ivar assumed_ret: what the call returned if its exit is never seen: ``rt_sigreturn``
         returns its frame's ``rax`` (a return through IRET is not trapped)
     :ivar signal: ``rt_sigreturn``: the signal its frame delivered, ``(name, siginfo)``
+    :ivar kinds: the argument kinds the entry used (a layout's choice, kept for the exit)
     """
 
     nr: int
@@ -82,11 +83,17 @@ class Call:
     entry_ret: str | None = None
     assumed_ret: str | None = None
     signal: tuple[str, Value] | None = None
+    kinds: tuple[Kind, ...] | None = field(default=None, repr=False, compare=False)
+
+
+#: The x86-64 names by number, looked up once per event.
+_NAMES: dict[int, str] = dict(SYSCALLS_X86_64)
 
 
 def strace_name(nr: int) -> str:
     """strace 6.1's name of x86-64 system call *nr*: ``openat``, or ``syscall_0x3ff``."""
-    return syscall_name(nr)
+    name = _NAMES.get(nr)
+    return name if name is not None else syscall_name(nr)
 
 
 def _decode(kind: Kind, ctx: Context, index: int, name: str) -> Value:
@@ -95,14 +102,22 @@ def _decode(kind: Kind, ctx: Context, index: int, name: str) -> Value:
     try:
         return kind.decode(ctx, value)
     except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
-        ctx.options.failures[name] += 1
-        label = getattr(kind, "label", "")
-        return label + hex_c(value)
+        return _failed(kind, ctx, value, name)
+
+
+def _failed(kind: Kind, ctx: Context, value: int, name: str) -> Value:
+    """What an argument whose decoder raised prints (its raw hex), the failure counted."""
+    ctx.options.failures[name] += 1
+    label = getattr(kind, "label", "")
+    return label + hex_c(value)
+
+
+_U64 = (1 << 64) - 1
 
 
 def _normalise(args: Sequence[int]) -> tuple[int, ...]:
-    regs = tuple(a & ((1 << 64) - 1) for a in args)
-    return regs + (0,) * (_RAW_ARGS - len(regs))
+    regs = tuple(map(_U64.__and__, args))
+    return regs if len(regs) == _RAW_ARGS else regs + (0,) * (_RAW_ARGS - len(regs))
 
 
 def _kinds(sig: Sig | None, regs: tuple[int, ...]) -> tuple[Kind, ...] | None:
@@ -123,18 +138,28 @@ def decode_entry(
     name = strace_name(nr)
     ctx = Context(memory, options, regs, sp=sp)
     sig = SIGNATURES.get(name)
-    try:
-        kinds = _kinds(sig, regs)
-    except Exception:  # noqa: BLE001 - a layout bug: the raw registers
-        options.failures[name] += 1
-        kinds = None
+    if sig is not None and sig.args.__class__ is tuple:
+        kinds: tuple[Kind, ...] | None = sig.args  # type: ignore[assignment]
+    else:
+        try:
+            kinds = _kinds(sig, regs)
+        except Exception:  # noqa: BLE001 - a layout bug: the raw registers
+            options.failures[name] += 1
+            kinds = None
     if kinds is None:
         return Call(nr, name, regs, [hex_c(v) for v in regs], sp=sp)
     values: list[Value | None] = []
     saved: dict[int, Any] = {}
     for i, kind in enumerate(kinds):
         if kind.when == ENTRY:
-            values.append(_decode(kind, ctx, i, name))
+            if i < _RAW_ARGS:  # _decode, inlined: the hot path
+                ctx.index = i
+                try:
+                    values.append(kind.decode(ctx, regs[i]))
+                except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
+                    values.append(_failed(kind, ctx, regs[i], name))
+            else:
+                values.append(_decode(kind, ctx, i, name))
             continue
         values.append(None)
         if kind.saves:
@@ -143,7 +168,7 @@ def decode_entry(
                 saved[i] = kind.save(ctx, regs[i] if i < len(regs) else 0)
             except Exception:  # noqa: BLE001
                 options.failures[name] += 1
-    call = Call(nr, name, regs, values, saved, sp)
+    call = Call(nr, name, regs, values, saved, sp, kinds=kinds)
     if sig is not None and sig.ret.fmt == "none":
         call.entry_ret = "?"
     if name == "rt_sigreturn":
@@ -184,12 +209,15 @@ def decode_exit(
 ) -> tuple[list[Value], str]:
     """Finish *call* at its exit with *ret* (raw ``u64`` ``rax``): ``(argument values,
     return text)``; rendered, e.g. ``('3, "root:x:0:0"..., 4096', "1274")``."""
-    ctx = Context(memory, options, call.args, to_signed64(ret), call.sp, call.saved)
+    args = call.args
+    ctx = Context(memory, options, args, to_signed64(ret), call.sp, call.saved)
     sig = SIGNATURES.get(call.name)
     kinds: tuple[Kind, ...] = ()
-    if sig is not None:
+    if call.kinds is not None:
+        kinds = call.kinds
+    elif sig is not None:
         try:
-            kinds = sig.kinds(call.args)
+            kinds = sig.kinds(args)
         except Exception:  # noqa: BLE001
             kinds = ()
     values = []
@@ -197,9 +225,14 @@ def decode_exit(
         if value is not None:
             values.append(value)
         elif i < len(kinds):
-            values.append(_decode(kinds[i], ctx, i, call.name))
+            kind = kinds[i]
+            ctx.index = i  # _decode, inlined: the hot path
+            try:
+                values.append(kind.decode(ctx, args[i]))
+            except Exception:  # noqa: BLE001 - a decoder bug must not lose the event
+                values.append(_failed(kind, ctx, args[i], call.name))
         else:
-            values.append(hex_c(call.args[i]))
+            values.append(hex_c(args[i]))
     if sig is None:
         return values, format_return(ret)
     if call.name == "rt_sigreturn":
@@ -217,9 +250,12 @@ def reread_unreadable(call: Call, memory: GuestMemory | None, options: DecodeOpt
     *memory*. A page the guest had not touched yet is not mapped at the entry (a path in a
     program's data just after execve); the kernel touched it while serving the call, so it
     can be read at the exit."""
-    stale = [is_unreadable(value) for value in call.entry_values]
-    if not any(stale):
+    for value in call.entry_values:
+        if isinstance(value, Unreadable):
+            break
+    else:
         return call
+    stale = [is_unreadable(value) for value in call.entry_values]
     fresh = decode_entry(call.nr, call.args, memory, options, call.sp)
     values = [
         new if again else old
@@ -235,6 +271,7 @@ def reread_unreadable(call: Call, memory: GuestMemory | None, options: DecodeOpt
         call.entry_ret,
         call.assumed_ret,
         call.signal,
+        call.kinds,
     )
 
 
@@ -246,7 +283,7 @@ def render_args(values: Sequence[Value | None], string_limit: int) -> str:
     for value in values:
         if value is None:
             return ", ".join(shown) + ", " if shown else ""
-        shown.append(render(value, string_limit))
+        shown.append(value if value.__class__ is str else render(value, string_limit))
     return ", ".join(shown)
 
 

@@ -8,6 +8,8 @@ with the fewest digits unless the next byte is an octal digit (``\\1`` but ``\\0
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["quote", "quote_hex"]
 
 _ESCAPES = {0x09: "\\t", 0x0A: "\\n", 0x0B: "\\v", 0x0C: "\\f", 0x0D: "\\r", 0x22: '\\"'}
@@ -18,26 +20,24 @@ _PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in (0x22, 0x5C))
 _DROP_PLAIN = bytes.maketrans(b"", b"")
 
 
+#: A byte that is not printed as itself (as a latin-1 character), and whether an octal
+#: digit follows it (then its octal escape takes three digits).
+_SPECIAL = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]((?=[0-7]))?")
+_SHORT = {chr(c): _ESCAPES.get(c, f"\\{c:o}") for c in range(256)}
+_LONG = {chr(c): _ESCAPES.get(c, f"\\{c:03o}") for c in range(256)}
+
+
+def _escape(match: re.Match[str]) -> str:
+    table = _SHORT if match.group(1) is None else _LONG
+    return table[match.group()[0]]
+
+
 def quote(data: bytes, truncated: bool = False) -> str:
     """*data* as a quoted C string, followed by ``...`` if *truncated*."""
     if not data.translate(_DROP_PLAIN, _PLAIN):  # printable ASCII only: nothing to escape
         return f'"{data.decode("ascii")}"' + ("..." if truncated else "")
-    out = ['"']
-    for i, c in enumerate(data):
-        if c in _ESCAPES:
-            out.append(_ESCAPES[c])
-        elif 0x20 <= c <= 0x7E:
-            out.append(chr(c))
-        else:
-            following = data[i + 1] if i + 1 < len(data) else None
-            if following is not None and 0x30 <= following <= 0x37:
-                out.append(f"\\{c:03o}")
-            else:
-                out.append(f"\\{c:o}")
-    out.append('"')
-    if truncated:
-        out.append("...")
-    return "".join(out)
+    text = _SPECIAL.sub(_escape, data.decode("latin-1"))
+    return f'"{text}"...' if truncated else f'"{text}"'
 
 
 def quote_hex(data: bytes, truncated: bool = False) -> str:

@@ -76,11 +76,14 @@ class Ret:
     """How a return value prints: *fmt* ``u`` (strace's default, unsigned decimal), ``d``
     (signed), ``x`` (hex), ``o`` (octal mode), ``fd`` (a descriptor), ``none`` (``?``: the
     call does not return); *nf* when the call never fails (no errno decoding, strace's
-    ``NF``); *fn* strace's per-call logic giving a format and a decoration."""
+    ``NF``); *fn* strace's per-call logic giving a format and a decoration; *reads* the
+    memory *fn* reads at the exit, ``(register index, footprint)`` (for
+    :func:`footprints`)."""
 
     fmt: str = "u"
     nf: bool = False
     fn: ReturnFn | None = None
+    reads: tuple[tuple[int, Footprint], ...] = ()
 
     def text(self, ctx: Context, raw: int) -> str:
         """The text after ``= ``: ``3``, ``0x1 (flags FD_CLOEXEC)``, ``-1 ENOENT (...)``."""
@@ -159,6 +162,10 @@ def _access_mode(ctx: Context, v: int) -> str:
 
 
 ACCESS = Fn(_access_mode)
+#: What poll's and select's return decorations read: every pollfd's revents (not cut at
+#: the budget); the time left.
+POLL_READS = ((0, Footprint(EXIT, "array", 8, count_arg=1)),)
+SELECT_READS = ((4, Footprint(EXIT, "bytes", 16)),)
 
 SIGNATURES: dict[str, Sig] = {
     # 0
@@ -169,7 +176,7 @@ SIGNATURES: dict[str, Sig] = {
     "stat": _s(PATH, X.STAT_OUT),
     "fstat": _s(FD, X.STAT_OUT),
     "lstat": _s(PATH, X.STAT_OUT),
-    "poll": _s(X.PollFds(), UINT, INT, ret=Ret(fn=X.poll_return(False))),
+    "poll": _s(X.PollFds(), UINT, INT, ret=Ret(fn=X.poll_return(False), reads=POLL_READS)),
     "lseek": _s(FD, OFF, Enum(F.WHENCE, "SEEK_???")),
     "mmap": _s(PTR, SIZE, X.PROT, X.MMAP_FLAGS, FD, HEX, ret=HEXR),
     # 10
@@ -189,7 +196,14 @@ SIGNATURES: dict[str, Sig] = {
     "writev": _s(FD, X.Iov(2), SIZE),
     "access": _s(PATH, ACCESS),
     "pipe": _s(X.FD_PAIR_OUT),
-    "select": _s(INT, X.FdSet(), X.FdSet(), X.FdSet(), TIMEVAL, ret=Ret(fn=X.select_return(False))),
+    "select": _s(
+        INT,
+        X.FdSet(),
+        X.FdSet(),
+        X.FdSet(),
+        TIMEVAL,
+        ret=Ret(fn=X.select_return(False), reads=SELECT_READS),
+    ),
     "sched_yield": _s(),
     "mremap": _l(X.mremap_layout, HEXR),
     "msync": _s(PTR, SIZE, Flags(F.MSYNC_FLAGS, "MS_???")),
@@ -484,9 +498,16 @@ SIGNATURES: dict[str, Sig] = {
         X.FdSet(),
         TIMESPEC,
         X.PselectSigmask(),
-        ret=Ret(fn=X.select_return(True)),
+        ret=Ret(fn=X.select_return(True), reads=SELECT_READS),
     ),
-    "ppoll": _s(X.PollFds(), UINT, TIMESPEC, SigSet(4), ULONG, ret=Ret(fn=X.poll_return(True))),
+    "ppoll": _s(
+        X.PollFds(),
+        UINT,
+        TIMESPEC,
+        SigSet(4),
+        ULONG,
+        ret=Ret(fn=X.poll_return(True), reads=POLL_READS + ((2, Footprint(EXIT, "bytes", 16)),)),
+    ),
     "unshare": _s(Fn(X._unshare_flags)),
     "set_robust_list": _s(PTR, SIZE),
     "get_robust_list": _s(PID, X.KPTR_OUT, IntP("U", EXIT)),
@@ -634,7 +655,8 @@ def signature(name: str) -> Sig | None:
 
 def footprints(name: str, regs: tuple[int, ...]) -> list[tuple[int, Footprint]]:
     """The guest memory call *name* reads with these registers: ``(register index,
-    footprint)`` of each argument that points at memory."""
+    footprint)`` of each argument that points at memory, then what its return decoration
+    reads (:attr:`Ret.reads`)."""
     sig = SIGNATURES.get(name)
     if sig is None:
         return []
@@ -647,6 +669,7 @@ def footprints(name: str, regs: tuple[int, ...]) -> list[tuple[int, Footprint]]:
             if inner is not None and hasattr(inner, "index"):
                 reg = inner.index
             out.append((reg, fp))
+    out.extend(sig.ret.reads)
     return out
 
 

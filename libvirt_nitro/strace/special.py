@@ -1113,7 +1113,8 @@ class FdSet(Kind):
         return Unreadable(v) if data is None else S.fd_set(data, nfds)
 
     def footprint(self) -> Footprint:
-        return Footprint("both", "bytes", 1, count_arg=0)
+        # _fdset_size(nfds): nfds bits in 64-bit words
+        return Footprint("both", "bytes", 8, count_arg=0, count_shift=6)
 
 
 def select_return(timespec: bool):
@@ -2311,7 +2312,10 @@ class SockOptOut(Kind):
         return _int_or_text(ctx, optval, rlen, False)
 
     def footprint(self) -> Footprint:
-        return Footprint("both", "bytes", 4) if self.is_len else Footprint(EXIT, "bytes", 1)
+        if self.is_len:
+            return Footprint("both", "bytes", 4)
+        # its length is *optlen's (memory): the budget of 4-byte elements
+        return Footprint(EXIT, "array", 4, capped=True)
 
 
 class SemBufs(Kind):

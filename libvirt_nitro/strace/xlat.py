@@ -13,6 +13,9 @@ An enumeration prints its name, or the number with the default comment
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..linux import flags as F
 
 __all__ = [
@@ -42,6 +45,29 @@ def value_of(table: tuple[tuple[str, int], ...], name: str) -> int:
     return dict(table)[name]
 
 
+#: Texts of :func:`flag_set` and :func:`xval` already made: the same flags, commands and
+#: modes recur call after call. Keyed by the table's id, the table kept with the text (so
+#: that its id cannot be reused while cached); emptied when it grows past
+#: :data:`_MEMO_MAX`.
+_MEMO: dict[tuple, tuple[Any, str]] = {}
+_MEMO_MAX = 1 << 16
+
+
+def _memoised(
+    fn: Callable[[int, Any, Any, Any], str], value: int, table: Any, a: Any, b: Any
+) -> str:
+    """``fn(value, table, a, b)``, made once per distinct arguments."""
+    key = (fn, value, id(table), a, b)
+    hit = _MEMO.get(key)
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    text = fn(value, table, a, b)
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+    _MEMO[key] = (table, text)
+    return text
+
+
 def flag_set(
     value: int, table: tuple[tuple[str, int], ...], zero: str = "0", dflt: str | None = None
 ) -> str:
@@ -49,6 +75,10 @@ def flag_set(
     table order, then the unknown remainder in hex. Zero prints the table's zero-valued name
     if it has one, else *zero*. When no name matches, the hex number is followed by the
     comment *dflt* (``0x1 /* O_??? */``), as strace's ``printflags``."""
+    return _memoised(_flag_set, value, table, zero, dflt)
+
+
+def _flag_set(value: int, table: tuple[tuple[str, int], ...], zero: str, dflt: str | None) -> str:
     if value == 0:
         for name, bits in table:
             if bits == 0:
@@ -75,6 +105,10 @@ def xval(
     """The name of *value* in *table*, else the number (``fmt``: ``x`` hex, ``d`` signed,
     ``u`` unsigned) followed by the comment *unknown* (``0x63 /* F_??? */``), as strace's
     ``printxval``."""
+    return _memoised(_xval, value, table, unknown, fmt)
+
+
+def _xval(value: int, table: tuple[tuple[str, int], ...], unknown: str | None, fmt: str) -> str:
     for name, v in table:
         if v == value:
             return name

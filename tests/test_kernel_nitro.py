@@ -38,7 +38,7 @@ BED_DIR = Path(__file__).resolve().parent / "bed"
 #: 3-5 minutes on 2 cores; others build and run VMs on them too.
 BUILD_DEADLINE = 3600
 #: Seconds for the emulated machine to boot, run nitro_test and the in-bed pytest and power
-#: off (about 1-2 minutes; much more only on a loaded host).
+#: off (2-3 minutes, a libvirt KVM domain included; much more only on a loaded host).
 BED_DEADLINE = 600
 #: kernel/testbed/run's status when the emulated machine froze whole (supervise.py).
 FROZEN = 125

@@ -25,7 +25,7 @@ import pytest
 
 from libvirt_nitro import EVENT_ID_LOST, EVENT_ID_SYSCALL, attach
 from libvirt_nitro.testing.guest import GuestImage, TestGuest
-from tests.bed.libvirt_bed import URI, LibvirtBed, Loop
+from tests.bed.libvirt_bed import GUEST_CPUSET, URI, LibvirtBed, Loop
 
 RESULTS = Path("/run/results")
 #: What the host script asks for (``{"syscalls": N, "sync_syscalls": M, "repeat": R}``).
@@ -107,7 +107,14 @@ def test_measure(tmp_path_factory: pytest.TempPathFactory) -> None:
         conn = libvirt.open(URI)
         image = GuestImage.load(GUEST_IMAGE.resolve())
         guest = TestGuest.start(
-            conn, NAME, image, accel="kvm", vcpus=2, wait=True, boot_timeout=BOOT_DEADLINE
+            conn,
+            NAME,
+            image,
+            accel="kvm",
+            vcpus=2,
+            wait=True,
+            boot_timeout=BOOT_DEADLINE,
+            cpuset=GUEST_CPUSET,  # both vCPUs and QEMU on one bed CPU, as the tests run it
         )
         try:
             _loop_ns(guest, count)  # warm-up: the workload's pages, the guest's caches

@@ -95,6 +95,8 @@ class KernelBackend(Backend):
         self.error: BaseException | None = None
         #: The ``TRAP_*`` bits the kernel armed (0 until :meth:`start`).
         self.armed_traps = 0
+        #: The delivery the kernel armed (``"async"``/``"sync"``; None until :meth:`start`).
+        self.armed_delivery: str | None = None
         self.ring: Ring | None = None
         self._nitro: NitroFd | None = None
         self._pidfd = -1
@@ -196,7 +198,9 @@ class KernelBackend(Backend):
                         f"{'/'.join(trap_names(traps))} here (EOPNOTSUPP)"
                     ) from None
                 traps &= ~optional  # older builds: SYSCALL/SYSRET only
-        self.armed_traps = self._nitro.get_traps().traps
+        armed = self._nitro.get_traps()
+        self.armed_traps = armed.traps
+        self.armed_delivery = "sync" if armed.delivery == DELIVERY_SYNC else "async"
         log.info("%s: armed %s", self.what, ", ".join(trap_names(self.armed_traps)))
 
     def delivered(self, events: list[Any]) -> None:

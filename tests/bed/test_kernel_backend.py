@@ -42,6 +42,7 @@ from libvirt_nitro.nitrokvm import (
     KernelBackend,
     NitroFd,
 )
+from tests.bed.libvirt_bed import Loop
 from tests.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -185,54 +186,10 @@ def guest(vmm: Vmm) -> Vmm:
 
 
 # ------------------------------------------------------------------ the event loop
-class Loop:
-    """libvirt's default event loop, run by a thread of its own."""
-
-    def __init__(self) -> None:
-        import libvirt
-
-        self.libvirt = libvirt
-        libvirt.virEventRegisterDefaultImpl()
-        self._stop = threading.Event()
-        # wakes the loop, so that it sees _stop
-        self._timer = libvirt.virEventAddTimeout(50, lambda *_: None, None)
-        self.thread = threading.Thread(target=self._run, name="libvirt-loop", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.libvirt.virEventRunDefaultImpl()
-
-    def call(self, func: Callable[[], Any]) -> Any:
-        """Run *func* on the loop thread (where the tracer dispatches) and return its
-        result: a tracer is closed there, not under a running dispatch."""
-        done = threading.Event()
-        outcome: dict[str, Any] = {}
-
-        def once(timer: int, _opaque: Any) -> None:
-            self.libvirt.virEventRemoveTimeout(timer)
-            try:
-                outcome["value"] = func()
-            except BaseException as exc:  # re-raised in the caller
-                outcome["error"] = exc
-            done.set()
-
-        self.libvirt.virEventAddTimeout(0, once, None)
-        assert done.wait(DEADLINE), "the event loop thread did not run the call"
-        if "error" in outcome:
-            raise outcome["error"]
-        return outcome.get("value")
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(DEADLINE)
-        self.libvirt.virEventRemoveTimeout(self._timer)
-
-
 @pytest.fixture(scope="module")
 def loop() -> Iterator[Loop]:
     """libvirt's default event loop in a thread."""
-    event_loop = Loop()
+    event_loop = Loop(DEADLINE)
     try:
         yield event_loop
     finally:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from libvirt_nitro.abi.capture import capture, from_event
-from libvirt_nitro.abi.event import EVENT_SYSCALL, EVENT_SYSRET, Event
+from libvirt_nitro.abi.event import EVENT_F_LONG_MODE, EVENT_SYSCALL, EVENT_SYSRET, Event
 from libvirt_nitro.abi.recipe import ENTRY, EVENT_F_CAPTURE, EXIT
 from libvirt_nitro.abi.ring import Ring
 from libvirt_nitro.introspect import Task
@@ -74,7 +74,7 @@ CALLS = [
 def event(kind: int, nr_or_ret: int, args: tuple[int, ...], rip: int, flags: int = 0) -> Event:
     def fill(ev: object) -> None:
         ev.type, ev.vcpu_id, ev.timestamp_ns = kind, 0, 1  # type: ignore[attr-defined]
-        ev.flags = flags  # type: ignore[attr-defined]
+        ev.flags = flags | EVENT_F_LONG_MODE  # type: ignore[attr-defined]
         regs = ev.regs  # type: ignore[attr-defined]
         regs.cr3, regs.rsp, regs.rax = CR3, RSP, nr_or_ret & U64
         regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = args

@@ -23,7 +23,7 @@ from libvirt_nitro.abi.capture import (
     from_event,
     parse,
 )
-from libvirt_nitro.abi.event import EVENT_SYSCALL, EVENT_SYSRET, Event
+from libvirt_nitro.abi.event import EVENT_F_LONG_MODE, EVENT_SYSCALL, EVENT_SYSRET, Event
 from libvirt_nitro.abi.recipe import ENTRY, EVENT_F_CAPTURE, EXIT, FIXED, STRING, Recipe, Rule
 from libvirt_nitro.abi.ring import Ring
 from libvirt_nitro.errors import NitroError
@@ -258,7 +258,7 @@ def test_budget_cuts_records_and_says_so():
 def _slot(kind: int, nr_or_ret: int, args, rip: int, area: bytes) -> bytes:
     def fill(ev) -> None:
         ev.type, ev.vcpu_id, ev.timestamp_ns = kind, 0, 1
-        ev.flags = EVENT_F_CAPTURE
+        ev.flags = EVENT_F_CAPTURE | EVENT_F_LONG_MODE  # a 64-bit process's
         regs = ev.regs
         regs.cr3, regs.rsp, regs.rax = 0x1000, RSP, nr_or_ret & U64
         regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8, regs.r9 = args

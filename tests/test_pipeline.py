@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from libvirt_nitro.abi.event import EVENT_SYSCALL, EVENT_SYSRET, Event
+from libvirt_nitro.abi.event import (
+    EVENT_F_LONG_MODE,
+    EVENT_SYSCALL,
+    EVENT_SYSENTER,
+    EVENT_SYSRET,
+    Event,
+)
 from libvirt_nitro.introspect import Task
 from libvirt_nitro.output import JsonFormatter, RawFormatter, StraceFormatter
 from libvirt_nitro.pipeline import Filter, Pipeline
@@ -17,9 +23,11 @@ SHELL = Task(pid=40, tid=40, comm="sh")
 WORKER = Task(pid=41, tid=42, comm="worker")
 
 
-def event(kind: int, rip: int, rsp: int = RSP, cr3: int = CR3, **regs: int) -> Event:
+def event(
+    kind: int, rip: int, rsp: int = RSP, cr3: int = CR3, flags: int = EVENT_F_LONG_MODE, **regs: int
+) -> Event:
     def fill(ev: Any) -> None:
-        ev.type, ev.vcpu_id, ev.timestamp_ns = kind, 1, 5_000_000_000
+        ev.type, ev.vcpu_id, ev.timestamp_ns, ev.flags = kind, 1, 5_000_000_000, flags
         ev.regs.cr3, ev.regs.rsp, ev.regs.rip = cr3, rsp, rip
         for name, value in regs.items():
             setattr(ev.regs, name, value)
@@ -246,3 +254,46 @@ def test_texts_has_the_notes_and_calls_has_only_calls() -> None:
         (SHELL, "exit_group(2) = ?"),
         (SHELL, "+++ exited with 2 +++"),
     ]
+
+
+# --- 32-bit processes (compatibility mode) ------------------------------------------------
+
+
+def compat_enter(nr: int, kind: int = EVENT_SYSCALL, **regs: int) -> Event:
+    return event(kind, 0xF7F00000, rsp=0xFFD00000, flags=0, rax=nr, **regs)
+
+
+def test_a_32_bit_process_calls_are_named_from_the_i386_table_and_shown_raw() -> None:
+    pipeline = Pipeline()
+    # i386 open (5) through the vDSO's SYSCALL: the second argument is in ebp
+    opened = pipeline.process(
+        compat_enter(5, rbx=0x8049000, rbp=0x241, rdx=0o644, rcx=0xF7F00002), SHELL, FakeMemory()
+    )
+    assert opened is not None and (opened.nr, opened.name) == (5, "open")
+    assert opened.args[:3] == (0x8049000, 0x241, 0o644)
+    done = pipeline.process(leave(0x1234_5678_FFFF_FFFE, 0xF7F00000, rsp=0xFFD00000), SHELL)
+    assert done is not None and (done.name, done.ret) == ("open", -2)  # eax, signed
+    assert StraceFormatter().lines(done) == [
+        "[pid 40 sh] open(0x8049000, 0x241, 0x1a4) = -1 ENOENT (No such file or directory)"
+    ]
+    # getpid is 20 there (39 on x86-64): -e trace=getpid selects it by name
+    only = Pipeline(Filter(syscalls=frozenset(parse_trace_expr("getpid"))))
+    picked = only.process(compat_enter(20), SHELL)
+    assert picked is not None and picked.name == "getpid"
+    assert only.process(compat_enter(5), SHELL) is None
+
+
+def test_sysenter_passes_the_second_argument_in_ecx_and_the_sixth_on_the_stack() -> None:
+    pipeline = Pipeline()
+    memory = FakeMemory({0xFFD00000: (7).to_bytes(4, "little")})
+    # i386 mmap2 (192): addr, len, prot, flags, fd, pgoffset (the pushed ebp)
+    mapped = pipeline.process(
+        compat_enter(192, EVENT_SYSENTER, rbx=0, rcx=4096, rdx=3, rsi=0x22, rdi=0xFFFFFFFF),
+        SHELL,
+        memory,
+    )
+    assert mapped is not None and mapped.name == "mmap2"
+    assert mapped.args == (0, 4096, 3, 0x22, 0xFFFFFFFF, 7)
+    assert mapped.values == ["0", "0x1000", "0x3", "0x22", "0xffffffff", "0x7"]
+    unreadable = pipeline.process(compat_enter(192, EVENT_SYSENTER), WORKER, FakeMemory())
+    assert unreadable is not None and unreadable.values[5] == "?"

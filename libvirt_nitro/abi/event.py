@@ -23,6 +23,7 @@ __all__ = [
     "EVENT_SYSRET",
     "EVENT_SYSENTER",
     "EVENT_SYSEXIT",
+    "EVENT_F_LONG_MODE",
     "EVENT_TYPE_NAMES",
     "fill_from_trap",
 ]
@@ -31,6 +32,9 @@ EVENT_SYSCALL: int = lib.KVM_NITRO_EVENT_SYSCALL
 EVENT_SYSRET: int = lib.KVM_NITRO_EVENT_SYSRET
 EVENT_SYSENTER: int = lib.KVM_NITRO_EVENT_SYSENTER
 EVENT_SYSEXIT: int = lib.KVM_NITRO_EVENT_SYSEXIT
+#: ``kvm_nitro_event.flags``: the trapped instruction ran in 64-bit code (CS.L); an entry
+#: without it comes from a 32-bit process.
+EVENT_F_LONG_MODE: int = lib.KVM_NITRO_EVENT_F_LONG_MODE
 _ABI_VERSION: int = lib.KVM_NITRO_ABI_VERSION
 
 #: KVM_NITRO_EVENT_* -> instruction name.

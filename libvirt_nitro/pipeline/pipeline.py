@@ -16,9 +16,11 @@ import operator
 from collections import Counter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..abi.event import EVENT_F_LONG_MODE, EVENT_SYSENTER
 from ..linux import SYSCALL_ARG_REGS, format_return, to_signed64
 from ..strace import Call, DecodeOptions, decode_entry, decode_exit, reread_unreadable, strace_name
 from ..strace.structs import hex_c
+from .compat import compat_entry, compat_return, x86_64_number
 from .filters import Filter
 from .pairing import Pairer, pair_keys
 from .record import SyscallRecord
@@ -53,6 +55,7 @@ class _Pending(NamedTuple):
     task: Task | None
     call: Call
     trap: _Trap
+    compat: bool = False  # a 32-bit process's call (:mod:`.compat`)
 
 
 #: Calls that end their thread (``exit``) or process (``exit_group``): never paired.
@@ -102,6 +105,8 @@ class Pipeline:
         regs = event.regs
         trap = _Trap(event.vcpu, event.timestamp_ns, *_TRAP_REGS(regs))
         if event.direction == "enter":
+            if not event.flags & EVENT_F_LONG_MODE:
+                return self._compat_entry(event, trap, task, memory)
             return self._entry(regs, trap, task, memory)
         return self._exit(regs, trap, task, memory)
 
@@ -165,6 +170,32 @@ class Pipeline:
             unfinished=unfinished,
         )
 
+    def _compat_entry(
+        self, event: Any, trap: _Trap, task: Task | None, memory: Any
+    ) -> SyscallRecord | None:
+        """An entry of a 32-bit process: named from the i386 table, arguments raw
+        (:mod:`.compat`); the filter's syscalls are matched by name."""
+        call = compat_entry(event.regs, event.type == EVENT_SYSENTER, memory)
+        keys = pair_keys(task, trap.cr3, trap.rsp, trap.rip + 2)
+        previous = self._pairer.take_thread(task, keys[-1])
+        if not self.filter.accepts(x86_64_number(call), task, trap.cr3):
+            self._remember(keys, _FILTERED, task, call.name)
+            return None
+        self._remember(keys, _Pending(task, call, trap, compat=True), task, call.name)
+        unfinished = None
+        if previous is not None and previous is not _FILTERED:
+            unfinished = self._unfinished(previous)
+        return self._record(
+            "enter",
+            trap,
+            task,
+            nr=call.nr,
+            name=call.name,
+            args=call.args,
+            values=call.entry_values if self.decode else None,
+            unfinished=unfinished,
+        )
+
     def _accepts_all(self, flt: Filter) -> bool:
         """Whether *flt* (the current :attr:`filter`, seen for the first time) accepts
         every call; remembered until the filter is replaced."""
@@ -225,7 +256,10 @@ class Pipeline:
                 ret_text=format_return(ret),
             )
         call = pending.call
-        if self.decode:
+        if pending.compat:
+            ret = compat_return(trap.rax)
+            values, ret_text = (call.entry_values if self.decode else None), format_return(ret)
+        elif self.decode:
             try:
                 call = reread_unreadable(call, memory, self.options)
                 values, ret_text = decode_exit(call, trap.rax, memory, self.options)

@@ -111,16 +111,35 @@ class Pipeline:
         return self._exit(regs, trap, task, memory)
 
     def _record(
-        self, direction: str, trap: _Trap, task: Task | None, **fields: Any
+        self,
+        direction: str,
+        trap: _Trap,
+        task: Task | None,
+        nr: int | None,
+        name: str | None,
+        args: tuple[int, ...] | None,
+        values: list | None = None,
+        ret: int | None = None,
+        ret_text: str | None = None,
+        signal: Any = None,
+        unfinished: SyscallRecord | None = None,
     ) -> SyscallRecord:
+        # positional, in SyscallRecord's field order: this runs for every event
         return SyscallRecord(
-            direction=direction,
-            vcpu=trap.vcpu,
-            timestamp_ns=trap.timestamp_ns,
-            cr3=trap.cr3,
-            rip=trap.rip,
-            task=task,
-            **fields,
+            direction,
+            trap.vcpu,
+            trap.timestamp_ns,
+            trap.cr3,
+            trap.rip,
+            task,
+            nr,
+            name,
+            args,
+            values,
+            ret,
+            ret_text,
+            signal,
+            unfinished,
         )
 
     def _entry(

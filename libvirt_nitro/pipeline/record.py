@@ -23,7 +23,8 @@ class SyscallRecord:
     :ivar cr3: the guest page-table root at the trap
     :ivar rip: the trapped instruction's guest-virtual address
     :ivar task: the guest thread, when the backend could tell (None: unknown)
-    :ivar nr: the x86-64 system call number; None for an exit whose entry was not seen
+    :ivar nr: the system call number (x86-64; i386 for a 32-bit process); None for an exit
+        whose entry was not seen
     :ivar name: strace's name of *nr* (``syscall_0x3ff`` for an unknown number), or None
     :ivar args: the six raw ``u64`` argument registers of the entry (an exit: of its entry;
         None when that was not seen)

@@ -329,6 +329,17 @@ def test_trace_refuses_a_bad_url_before_attaching() -> None:
     assert done.stderr.splitlines() == ["libvirt-nitro: error: 'nats://h:0/x': bad port '0'"]
 
 
+def test_a_sink_whose_thread_ended_takes_events_and_closes_quietly(tmp_path: Path) -> None:
+    """After a failed start the sink's loop is closed: submit() and close() (which the
+    start's own clean-up races with) must not raise from a closed event loop."""
+    sink = make_sink("nats://127.0.0.1:9/nitro", tmp_path)  # nothing listens on port 9
+    with pytest.raises(NitroError):
+        sink.start(timeout=2.0)
+    sink.submit(record(1))
+    sink.close()
+    assert sink.state == "closed"
+
+
 # ---------------------------------------------------------------- cluster
 def test_three_node_cluster_r3_loses_a_node(tmp_path: Path) -> None:
     require(shutil.which("nats-server") is not None, "nats-server (apt-get install nats-server)")

@@ -138,8 +138,8 @@ class NatsSink:
             self.queue_dropped += 1
             return
         self._queue.append((self._seq, time.monotonic(), record))
-        if len(self._queue) == 1 and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake_up)
+        if len(self._queue) == 1:
+            self._poke()
 
     def start(self, require_broker: bool = True, timeout: float = 10.0) -> None:
         """Start the sink thread; with *require_broker*, wait until it is connected and the
@@ -163,8 +163,8 @@ class NatsSink:
         the next sink of this domain) and stop the thread; idempotent."""
         self._stopping = True
         self._close_deadline = time.monotonic() + timeout
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._wake_up)
+        if self._thread is not None and self._thread.is_alive():
+            self._poke()
             self._thread.join(timeout + 10)
         self.spool.close()
         self.state = "closed"
@@ -180,6 +180,17 @@ class NatsSink:
         }
 
     # ------------------------------------------------------------ the sink thread
+    def _poke(self) -> None:
+        """Wake the sink thread's loop from another thread; nothing to wake once the thread
+        has ended (its loop closed: a failed start, a crash)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(self._wake_up)
+        except RuntimeError:  # the loop is closed
+            pass
+
     def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()

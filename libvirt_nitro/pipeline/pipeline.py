@@ -101,7 +101,8 @@ class Pipeline:
     ) -> SyscallRecord | None:
         """The record of *event* (an :class:`~libvirt_nitro.abi.event.Event`), made by
         *task* (None: unknown) with *memory* its address space (None: nothing readable);
-        None when the filter drops it."""
+        None when the filter drops it. An entry without ``EVENT_F_LONG_MODE`` in its flags
+        is a 32-bit process's (:mod:`.compat`): producers of 64-bit events set it."""
         regs = event.regs
         trap = _Trap(event.vcpu, event.timestamp_ns, *_TRAP_REGS(regs))
         if event.direction == "enter":

@@ -1325,3 +1325,113 @@ def test_node_masks_and_sigevents():  # get_mempolicy.c, timer_create.c
     assert trace("timer_create", [1, 0x1000, 0x2000], 0, sev, {**sev, 0x2000: bytes(4)}) == (
         "timer_create(CLOCK_MONOTONIC, {sigev_signo=0, sigev_notify=SIGEV_NONE}, [0]) = 0"
     )
+
+
+def test_flags_and_structs_strace_names_without_uapi_headers():
+    # pkey_alloc.c, swap.c, fanotify_mark.c, arch_prctl.c, prctl-tagged-addr.c
+    assert trace("pkey_alloc", [0, 0xDEC0DED], err(22)) == (
+        "pkey_alloc(0, PKEY_DISABLE_ACCESS|PKEY_DISABLE_EXECUTE|0xdec0de8)"
+        " = -1 EINVAL (Invalid argument)"
+    )
+    assert trace("swapon", [0x1000, 0x78000], err(22), {0x1000: b"s\0"}) == (
+        'swapon("s", SWAP_FLAG_PREFER|SWAP_FLAG_DISCARD|SWAP_FLAG_DISCARD_ONCE'
+        "|SWAP_FLAG_DISCARD_PAGES|0) = -1 EINVAL (Invalid argument)"
+    )
+    assert trace("fanotify_mark", [3, 1, 0x80000, u64(-100), 0], err(22)) == (
+        "fanotify_mark(3, FAN_MARK_ADD, FAN_DIR_MODIFY, AT_FDCWD, NULL)"
+        " = -1 EINVAL (Invalid argument)"
+    )
+    supp = {0x1000: struct.pack("<Q", 0x3)}
+    assert trace("arch_prctl", [0x1021, 0x1000], 0, {}, supp) == (
+        "arch_prctl(ARCH_GET_XCOMP_SUPP, [0x3 /* XFEATURE_MASK_FPSSE */]) = 0"
+    )
+    assert trace("arch_prctl", [0x1023, 0x11], err(95)) == (
+        "arch_prctl(ARCH_REQ_XCOMP_PERM, 0x11 /* XFEATURE_XTILE_CFG */)"
+        " = -1 EOPNOTSUPP (Operation not supported)"
+    )
+    assert trace("prctl", [55, 0x57AE57F4, 1, 2, 3], err(22)) == (
+        "prctl(PR_SET_TAGGED_ADDR_CTRL, !PR_TAGGED_ADDR_ENABLE|PR_MTE_TCF_ASYNC"
+        "|0xcafe<<PR_MTE_TAG_SHIFT|0x57a80000, 0x1, 0x2, 0x3) = -1 EINVAL (Invalid argument)"
+    )
+
+
+def test_user_desc_of_modify_ldt_and_thread_areas():  # modify_ldt.c, xet_thread_area_x86.c
+    desc = {0x1000: struct.pack("<IIII", 0xFFFFFFFF, 0, 0, 0x61)}
+    text = (
+        "{entry_number=-1, base_addr=00000000, limit=00000000, seg_32bit=1, contents=0,"
+        " read_exec_only=0, limit_in_pages=0, seg_not_present=1, useable=1, lm=0}"
+    )
+    assert trace("modify_ldt", [1, 0x1000, 16], 0xFFFFFFDA, desc) == (
+        f"modify_ldt(1, {text}, 16) = 4294967258 ENOSYS (Function not implemented)"
+    )
+    assert trace("set_thread_area", [0x1000], err(38), desc) == (
+        f"set_thread_area({text}) = -1 ENOSYS (Function not implemented)"
+    )
+    assert trace("get_thread_area", [0x1000], err(38), desc) == (
+        "get_thread_area({entry_number=-1, ...}) = -1 ENOSYS (Function not implemented)"
+    )
+
+
+def test_file_handles():  # file_handle.c
+    entry = {0x1000: struct.pack("<Ii", 0, 0), 0x2000: b".\0"}
+    full = {0x1000: struct.pack("<Ii", 2, 1) + b"\x01\x02", 0x3000: struct.pack("<i", 5)}
+    assert trace(
+        "name_to_handle_at",
+        [u64(-100), 0x2000, 0x1000, 0x3000, 0],
+        err(75),
+        entry,
+        {**entry, 0x1000: struct.pack("<Ii", 2, 0)},
+    ) == (
+        'name_to_handle_at(AT_FDCWD, ".", {handle_bytes=0 => 2}, 0x3000, 0)'
+        " = -1 EOVERFLOW (Value too large for defined data type)"
+    )
+    entry[0x1000] = struct.pack("<Ii", 2, 0)
+    assert trace(
+        "name_to_handle_at",
+        [u64(-100), 0x2000, 0x1000, 0x3000, 0x1400],
+        0,
+        entry,
+        {**entry, **full},
+    ) == (
+        'name_to_handle_at(AT_FDCWD, ".", {handle_bytes=2, handle_type=1, f_handle="\\x01\\x02"},'
+        " [5], AT_SYMLINK_FOLLOW|AT_EMPTY_PATH) = 0"
+    )
+    assert trace("open_by_handle_at", [3, 0x1000, 0], err(1), full) == (
+        'open_by_handle_at(3, {handle_bytes=2, handle_type=1, f_handle="\\x01\\x02"}, O_RDONLY)'
+        " = -1 EPERM (Operation not permitted)"
+    )
+
+
+def test_futex_waitv_prints_at_most_futex_waitv_max_waiters():  # futex_waitv.c
+    waiters = b"".join(struct.pack("<QQII", i, 0x2000 + 4 * i, 0x82, 0) for i in range(129))
+    line = trace("futex_waitv", [0x1000, 129, 0, 0, 1], err(22), {0x1000: waiters}, None, 256)
+    assert line.startswith(
+        "futex_waitv([{val=0, uaddr=0x2000, flags=FUTEX_32|FUTEX_PRIVATE_FLAG}, {val=0x1,"
+    )
+    assert line.endswith(
+        "{val=0x7f, uaddr=0x21fc, flags=FUTEX_32|FUTEX_PRIVATE_FLAG}, ...], 129, 0, NULL,"
+        " CLOCK_MONOTONIC) = -1 EINVAL (Invalid argument)"
+    )
+
+
+def test_quotactl_structures():  # quotactl.c
+    path = {0x2000: b"/dev/bogus/\0"}
+    dqblk = {0x1000: struct.pack("<8QI4x", *range(1, 9), 0x3F), **path}
+    assert trace("quotactl", [0x80000802, 0x2000, 7, 0x1000], err(2), dqblk) == (
+        'quotactl(QCMD(Q_SETQUOTA, PRJQUOTA), "/dev/bogus/", 7, {dqb_bhardlimit=1,'
+        " dqb_bsoftlimit=2, dqb_curspace=3, dqb_ihardlimit=4, dqb_isoftlimit=5,"
+        " dqb_curinodes=6, ...}) = -1 ENOENT (No such file or directory)"
+    )
+    dqinfo = {0x1000: struct.pack("<QQII", 1, 2, 0x10001, 4), **path}
+    assert trace("quotactl", [0x80000600, 0x2000, 0, 0x1000], err(2), dqinfo) == (
+        'quotactl(QCMD(Q_SETINFO, USRQUOTA), "/dev/bogus/", {dqi_bgrace=1, dqi_igrace=2,'
+        " dqi_flags=DQF_ROOT_SQUASH|DQF_SYS_FILE, dqi_valid=IIF_FLAGS})"
+        " = -1 ENOENT (No such file or directory)"
+    )
+    xfs = struct.pack("<bBHI6Q", -114, 0x8F, 0x9190, 7, *range(1, 7)) + bytes(56)
+    assert trace("quotactl", [0x580402, 0x2000, 7, 0x1000], err(2), {0x1000: xfs, **path}) == (
+        'quotactl(QCMD(Q_XSETQLIM, PRJQUOTA), "/dev/bogus/", 7, {d_version=-114,'
+        " d_flags=FS_USER_QUOTA|FS_PROJ_QUOTA|FS_GROUP_QUOTA|0x88, d_fieldmask=0x9190, d_id=7,"
+        " d_blk_hardlimit=1, d_blk_softlimit=2, d_ino_hardlimit=3, d_ino_softlimit=4,"
+        " d_bcount=5, d_icount=6, ...}) = -1 ENOENT (No such file or directory)"
+    )

@@ -199,6 +199,8 @@ __all__ = [
     "PR_SPEC_CMDS",
     "PR_CAP_AMBIENT",
     "PR_SET_MM",
+    "PR_MTE_TCF",
+    "PR_TAGGED_ADDR",
     "PR_FP_MODE",
     "PR_UNALIGN",
     "SCHED_POLICIES",
@@ -217,6 +219,8 @@ __all__ = [
     "SECCOMP_RET_ACTIONS",
     "QUOTA_CMDS",
     "QUOTA_FORMATS",
+    "DQINFO_FLAGS",
+    "DQINFO_VALID",
     "XFS_QUOTA_FLAGS",
     "XFS_DQBLK_FLAGS",
     "PACKET_OPTIONS",
@@ -531,6 +535,7 @@ FUTEX_CONSTANTS: tuple[tuple[str, int], ...] = (
     ("FUTEX_CLOCK_REALTIME", 0x100),
     ("FUTEX_CMD_MASK", -385),
     ("FUTEX_BITSET_MATCH_ANY", 0xFFFFFFFF),
+    ("FUTEX_WAITV_MAX", 0x80),
 )
 
 #: arch_prctl(2) codes (x86).
@@ -2680,6 +2685,21 @@ PR_SET_MM: tuple[tuple[str, int], ...] = (
     ("PR_SET_MM_MAP_SIZE", 0xF),
 )
 
+#: PR_SET_TAGGED_ADDR_CTRL MTE tag check fault modes.
+PR_MTE_TCF: tuple[tuple[str, int], ...] = (
+    ("PR_MTE_TCF_NONE", 0x0),
+    ("PR_MTE_TCF_SYNC", 0x2),
+    ("PR_MTE_TCF_ASYNC", 0x4),
+    ("PR_MTE_TCF_MASK", 0x6),
+)
+
+#: PR_SET_TAGGED_ADDR_CTRL fields.
+PR_TAGGED_ADDR: tuple[tuple[str, int], ...] = (
+    ("PR_TAGGED_ADDR_ENABLE", 0x1),
+    ("PR_MTE_TAG_SHIFT", 0x3),
+    ("PR_MTE_TAG_MASK", 0x7FFF8),
+)
+
 #: PR_SET_FP_MODE values.
 PR_FP_MODE: tuple[tuple[str, int], ...] = (
     ("PR_FP_MODE_FR", 0x1),
@@ -2823,6 +2843,19 @@ QUOTA_FORMATS: tuple[tuple[str, int], ...] = (
     ("QFMT_VFS_V0", 0x2),
     ("QFMT_OCFS2", 0x3),
     ("QFMT_VFS_V1", 0x4),
+)
+
+#: struct if_dqinfo dqi_flags.
+DQINFO_FLAGS: tuple[tuple[str, int], ...] = (
+    ("DQF_ROOT_SQUASH", 0x1),
+    ("DQF_SYS_FILE", 0x10000),
+)
+
+#: struct if_dqinfo dqi_valid.
+DQINFO_VALID: tuple[tuple[str, int], ...] = (
+    ("IIF_BGRACE", 0x1),
+    ("IIF_IGRACE", 0x2),
+    ("IIF_FLAGS", 0x4),
 )
 
 #: XFS quota flags.

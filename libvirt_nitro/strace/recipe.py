@@ -28,6 +28,7 @@ import functools
 
 from ..abi.recipe import ARG, ENTRY, EXIT, FIXED, IOV, REG_RSP, RET, STRING, STRV, Recipe, Rule
 from ..linux import SYSCALLS_X86_64
+from ..linux import flags as F
 from .args import Footprint
 from .signatures import SIGNATURES, footprints
 
@@ -38,13 +39,14 @@ DEFAULT_CAPTURE = 32
 
 #: Values tried in each register of a call with a layout function: small numbers
 #: (commands, ops), their private/flag variants, fcntl's 1024+ and arch_prctl's 0x1000+
-#: commands, and single bits.
+#: (and XCOMP 0x1021+) commands, quotactl's ``QCMD(cmd, 0)``, and single bits.
 PROBES: tuple[int, ...] = tuple(
     sorted(
         set(range(0, 72))
         | {base | i for base in (0x80, 0x100, 0x180) for i in range(16)}
         | set(range(1024, 1050))
-        | {base + i for base in (0x1000, 0x2000, 0x3000, 0x4000) for i in range(8)}
+        | {base + i for base in (0x1000, 0x1020, 0x2000, 0x3000, 0x4000) for i in range(8)}
+        | {cmd << 8 for _, cmd in F.QUOTA_CMDS}
         | {1 << bit for bit in range(64)}
         | {0x5401, 0x5413, 0x541B, 0x5421}
     )

@@ -39,6 +39,7 @@ from .args import (
     SigSet,
     StringArray,
     Struct,
+    s32,
 )
 from .special import (
     CLOCK,
@@ -75,10 +76,11 @@ ReturnFn = Callable[[Context, int], tuple[str | None, str | None]]
 class Ret:
     """How a return value prints: *fmt* ``u`` (strace's default, unsigned decimal), ``d``
     (signed), ``x`` (hex), ``o`` (octal mode), ``fd`` (a descriptor), ``none`` (``?``: the
-    call does not return); *nf* when the call never fails (no errno decoding, strace's
-    ``NF``); *fn* strace's per-call logic giving a format and a decoration; *reads* the
-    memory *fn* reads at the exit, ``(register index, footprint)`` (for
-    :func:`footprints`)."""
+    call does not return), ``ldt`` (``u``, but an errno clipped to 32 bits, as modify_ldt
+    returns it on x86-64, named: ``4294967258 ENOSYS (...)``); *nf* when the call never
+    fails (no errno decoding, strace's ``NF``); *fn* strace's per-call logic giving a format
+    and a decoration; *reads* the memory *fn* reads at the exit, ``(register index,
+    footprint)`` (for :func:`footprints`)."""
 
     fmt: str = "u"
     nf: bool = False
@@ -101,6 +103,8 @@ class Ret:
             text = hex(raw) if raw else "0"
         elif fmt == "o":
             text = f"0{raw:o}".rjust(3, "0") if raw else "000"
+        elif fmt == "ldt" and 0xFFFF_F000 <= raw <= MASK32:
+            text = f"{raw} {format_error(-s32(raw)).split(' ', 1)[1]}"
         elif fmt == "d" or (fmt == "fd" and raw > 0x7FFF_FFFF):
             text = str(signed)
         else:
@@ -357,7 +361,7 @@ SIGNATURES: dict[str, Sig] = {
     "mlockall": _s(Flags(F.MLOCKALL_FLAGS, "MCL_???")),
     "munlockall": _s(),
     "vhangup": _s(),
-    "modify_ldt": _l(X.ldt_layout),
+    "modify_ldt": _l(X.ldt_layout, Ret("ldt")),
     "pivot_root": _s(PATH, PATH),
     "_sysctl": _s(PTR),
     "prctl": _l(X.prctl_layout, Ret(fn=X.prctl_return)),
@@ -413,14 +417,16 @@ SIGNATURES: dict[str, Sig] = {
     "futex": _l(X.futex_layout),
     "sched_setaffinity": _s(PID, UINT, X.CpuSet()),
     "sched_getaffinity": _s(PID, UINT, X.CpuSet(EXIT)),
-    "set_thread_area": _s(PTR),
+    "set_thread_area": _s(
+        X.USER_DESC, ret=Ret(fn=X.set_thread_area_return, reads=X.USER_DESC_READS)
+    ),
     "io_setup": _s(UINT, X.KPTR_OUT),
     "io_destroy": _s(PTR),
     "io_getevents": _s(PTR, LONG, LONG, X.IoEvents(), Exit(TIMESPEC)),
     "io_submit": _s(PTR, LONG, PTR),
     # 210
     "io_cancel": _s(PTR, PTR, struct_out(X.io_event, 32)),
-    "get_thread_area": _s(Exit(PTR)),
+    "get_thread_area": _s(X.ThreadAreaOut(), ret=Ret(reads=X.USER_DESC_READS)),
     "lookup_dcookie": _s(ULONG, BUF_OUT, Exit(ULONG)),
     "epoll_create": _s(INT, ret=FDR),
     "epoll_ctl_old": _s(*raw(4)),
@@ -554,13 +560,15 @@ SIGNATURES: dict[str, Sig] = {
     "fanotify_mark": _s(
         FD,
         Flags(F.FAN_MARK_FLAGS, "FAN_MARK_???"),
-        Flags(F.FAN_EVENTS, "FAN_???", 64),
+        Flags(X.FAN_EVENTS, "FAN_???", 64),
         Fn(X._fanotify_dirfd),
         PATH,
     ),
     "prlimit64": _s(PID, RLIMIT_RES, X.RLIMIT, X.RLIMIT_OUT),
-    "name_to_handle_at": _s(DIRFD, PATH, PTR, Exit(PTR), Exit(AT_FLAGS)),
-    "open_by_handle_at": _s(FD, PTR, OpenFlags(), ret=FDR),
+    "name_to_handle_at": _s(
+        DIRFD, PATH, X.FileHandleOut(), IntP("d", EXIT), Exit(X.NAME_TO_HANDLE_FLAGS)
+    ),
+    "open_by_handle_at": _s(FD, X.FileHandleIn(), OpenFlags(), ret=FDR),
     "clock_adjtime": _s(CLOCK, struct_out(S.timex, "timex"), ret=Ret(fn=X.adjtimex_return)),
     "syncfs": _s(FD),
     "sendmmsg": _s(FD, X.MMsgHdrs(False), Exit(UINT), Exit(MSG_FLAGS)),

@@ -53,7 +53,7 @@ from .args import (
 )
 from .memory import read, read_s32, read_u64
 from .structs import SIZES, hex_c
-from .values import Quoted, Seq, Unreadable, Value
+from .values import Items, Quoted, Seq, Unreadable, Value
 from .xlat import MASK32, flag_set, open_flags, signal_name, value_of, xval
 
 # -- common kinds -------------------------------------------------------------------------
@@ -569,6 +569,25 @@ def _pr(name: str) -> int:
     return _PR.get(name, -1)
 
 
+_TAGGED = dict(F.PR_TAGGED_ADDR)
+
+
+def _tagged_addr_ctrl(ctx: Context, v: int) -> Value:
+    """PR_SET_TAGGED_ADDR_CTRL's control word as strace's ``sprint_tagged_addr_val``:
+    ``!PR_TAGGED_ADDR_ENABLE|PR_MTE_TCF_ASYNC|0xcafe<<PR_MTE_TAG_SHIFT|0x57a80000``."""
+    enable = _TAGGED["PR_TAGGED_ADDR_ENABLE"]
+    tcf_mask = value_of(F.PR_MTE_TCF, "PR_MTE_TCF_MASK")
+    shift, tag_mask = _TAGGED["PR_MTE_TAG_SHIFT"], _TAGGED["PR_MTE_TAG_MASK"]
+    parts = ["PR_TAGGED_ADDR_ENABLE" if v & enable else "!PR_TAGGED_ADDR_ENABLE"]
+    parts.append(xval(v & tcf_mask, F.PR_MTE_TCF))
+    if v & tag_mask:
+        parts.append(f"{(v & tag_mask) >> shift:#x}<<PR_MTE_TAG_SHIFT")
+    rest = v & ~(enable | tcf_mask | tag_mask)
+    if rest:
+        parts.append(hex(rest))
+    return "|".join(parts)
+
+
 def prctl_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
     option = args[0] & MASK32
     head: tuple[Kind, ...] = (Enum(F.PRCTL_OPTIONS, "PR_???"),)
@@ -626,6 +645,8 @@ def prctl_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
         if args[1] == dict(F.SECCOMP_MODES).get("SECCOMP_MODE_FILTER"):
             return (*head, mode, PTR)
         return (*head, mode, HEX, HEX, HEX)
+    if option == _pr("PR_SET_TAGGED_ADDR_CTRL"):
+        return (*head, Fn(_tagged_addr_ctrl), *rest[1:])
     if option == _pr("PR_SET_TIMERSLACK"):
         return (*head, LONG)
     if option in (_pr("PR_SET_NO_NEW_PRIVS"), _pr("PR_SET_THP_DISABLE"), _pr("PR_SET_IO_FLUSHER")):
@@ -733,7 +754,129 @@ def prctl_return(ctx: Context, raw: int) -> tuple[str | None, str | None]:
     return None, None
 
 
+# -- file handles -------------------------------------------------------------------------
+
+#: ``MAX_HANDLE_SZ`` (fs.h, kernel-internal): the most of ``f_handle`` strace prints.
+_MAX_HANDLE_SZ = 128
+#: ``struct file_handle``'s header (``handle_bytes``, ``handle_type``) and most data.
+_FILE_HANDLE_SIZE = 8 + _MAX_HANDLE_SZ
+_EOVERFLOW = 75
+#: name_to_handle_at(2)'s flags: strace's ``name_to_handle_at_flags``, two of AT_*.
+NAME_TO_HANDLE_FLAGS = Flags(
+    tuple((n, v) for n, v in F.AT_FLAGS if n in ("AT_SYMLINK_FOLLOW", "AT_EMPTY_PATH")),
+    "AT_???",
+)
+
+
+def _file_handle_rest(ctx: Context, v: int, handle_bytes: int, handle_type: int) -> str:
+    """``, handle_type=1, f_handle=0x...`` as strace's ``print_f_handle``: at most 128
+    bytes in hex (``...`` after), ``???`` when unreadable."""
+    from .quote import quote_hex
+
+    size = min(handle_bytes, _MAX_HANDLE_SZ)
+    data = read(ctx.memory, v + 8, size) if size else b""
+    text = "???" if data is None else quote_hex(data, handle_bytes > size)
+    return f", handle_type={handle_type}, f_handle={text}"
+
+
+class FileHandleIn(Kind):
+    """open_by_handle_at's ``struct file_handle``: ``{handle_bytes=2, handle_type=1,
+    f_handle="\\x01\\x02"}``."""
+
+    def decode(self, ctx: Context, v: int) -> Value:
+        data = read(ctx.memory, v, 8)
+        if data is None:
+            return Unreadable(v) if v else "NULL"
+        size, kind = struct.unpack("<Ii", data)
+        return f"{{handle_bytes={size}{_file_handle_rest(ctx, v, size, kind)}}}"
+
+    def footprint(self) -> Footprint:
+        return Footprint(ENTRY, "bytes", _FILE_HANDLE_SIZE)
+
+
+class FileHandleOut(Kind):
+    """name_to_handle_at's ``struct file_handle``: ``{handle_bytes=0 => 8}`` (EOVERFLOW),
+    else the whole handle once filled."""
+
+    when = EXIT
+
+    def save(self, ctx: Context, v: int) -> Any:
+        data = read(ctx.memory, v, 4)
+        return None if data is None else struct.unpack("<I", data)[0]
+
+    def decode(self, ctx: Context, v: int) -> Value:
+        before = ctx.saved.get(ctx.index)
+        if v == 0 or before is None:
+            return addr(v)
+        text = f"{{handle_bytes={before}"
+        data = read(ctx.memory, v, 8)
+        if data is not None and (not ctx.failed or ctx.ret == -_EOVERFLOW):
+            size, kind = struct.unpack("<Ii", data)
+            text += "" if size == before else f" => {size}"
+            text += "" if ctx.failed else _file_handle_rest(ctx, v, size, kind)
+        return text + "}"
+
+    def footprint(self) -> Footprint:
+        return Footprint("both", "bytes", _FILE_HANDLE_SIZE)
+
+
 _ARCH = dict(F.ARCH_PRCTL_CODES)
+#: XFEATURE_* component numbers (kernel-internal, arch/x86/include/asm/fpu/types.h; no
+#: UAPI header), strace's ``x86_xfeature_bits``.
+_XFEATURE_BITS = (
+    ("XFEATURE_FP", 0),
+    ("XFEATURE_SSE", 1),
+    ("XFEATURE_YMM", 2),
+    ("XFEATURE_BNDREGS", 3),
+    ("XFEATURE_BNDCSR", 4),
+    ("XFEATURE_OPMASK", 5),
+    ("XFEATURE_ZMM_Hi256", 6),
+    ("XFEATURE_Hi16_ZMM", 7),
+    ("XFEATURE_PT_UNIMPLEMENTED_SO_FAR", 8),
+    ("XFEATURE_PKRU", 9),
+    ("XFEATURE_PASID", 10),
+    ("XFEATURE_LBR", 15),
+    ("XFEATURE_XTILE_CFG", 17),
+    ("XFEATURE_XTILE_DATA", 18),
+)
+#: XFEATURE_MASK_* (same header), strace's ``x86_xfeatures`` order: unions first.
+_XFEATURES = (
+    ("XFEATURE_MASK_FPSSE", 0x3),
+    ("XFEATURE_MASK_FP", 0x1),
+    ("XFEATURE_MASK_SSE", 0x2),
+    ("XFEATURE_MASK_YMM", 0x4),
+    ("XFEATURE_MASK_BNDREGS", 0x8),
+    ("XFEATURE_MASK_BNDCSR", 0x10),
+    ("XFEATURE_MASK_AVX512", 0xE0),
+    ("XFEATURE_MASK_OPMASK", 0x20),
+    ("XFEATURE_MASK_ZMM_Hi256", 0x40),
+    ("XFEATURE_MASK_Hi16_ZMM", 0x80),
+    ("XFEATURE_MASK_PT", 0x100),
+    ("XFEATURE_MASK_PKRU", 0x200),
+    ("XFEATURE_MASK_PASID", 0x400),
+    ("XFEATURE_MASK_LBR", 0x8000),
+    ("XFEATURE_MASK_XTILE", 0x60000),
+    ("XFEATURE_MASK_XTILE_CFG", 0x20000),
+    ("XFEATURE_MASK_XTILE_DATA", 0x40000),
+)
+
+
+def _xfeature_mask(data: bytes, ctx: Context) -> Value:
+    """``arch_prctl``'s XCOMP mask, verbose as strace prints it: ``[0x3 /*
+    XFEATURE_MASK_FPSSE */]``."""
+    (value,) = struct.unpack("<Q", data)
+    if value == 0:
+        return "[0]"
+    names = flag_set(value, _XFEATURES)
+    if names == hex(value):
+        names = "XFEATURE_MASK_???"
+    return f"[{value:#x} /* {names} */]"
+
+
+def _xfeature(ctx: Context, v: int) -> Value:
+    """``ARCH_REQ_XCOMP_PERM``'s component, verbose: ``0x11 /* XFEATURE_XTILE_CFG */``."""
+    name = xval(v, _XFEATURE_BITS, "XFEATURE_???")
+    return name if "/*" in name else f"{hex_c(v)} /* {name} */"
 
 
 def arch_prctl_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
@@ -745,8 +888,9 @@ def arch_prctl_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
         return (code,)
     xcomp = ("ARCH_GET_XCOMP_SUPP", "ARCH_GET_XCOMP_PERM", "ARCH_GET_XCOMP_GUEST_PERM")
     if option in (_ARCH[n] for n in xcomp):
-        # strace names the XFEATURE_MASK_* bits (kernel-internal): the mask in hex here.
-        return (code, IntP("X", EXIT))
+        return (code, Struct(_xfeature_mask, 8, EXIT))
+    if option in (_ARCH["ARCH_REQ_XCOMP_PERM"], _ARCH["ARCH_REQ_XCOMP_GUEST_PERM"]):
+        return (code, Fn(_xfeature))
     return (code, HEX)
 
 
@@ -1513,11 +1657,21 @@ def _memfd_flags(ctx: Context, v: int) -> Value:
 MEMFD_FLAGS = Fn(_memfd_flags)
 
 
+#: swapon(2) flags: glibc's two, then SWAP_FLAG_DISCARD_ONCE/_PAGES (kernel-internal,
+#: include/linux/swap.h; no UAPI header), strace's ``swap_flags`` order.
+_SWAP_FLAGS = (
+    *F.SWAP_FLAGS,
+    ("SWAP_FLAG_DISCARD_ONCE", 0x20000),
+    ("SWAP_FLAG_DISCARD_PAGES", 0x40000),
+)
+
+
 def _swap_flags(ctx: Context, v: int) -> Value:
+    """swapon's flags: ``SWAP_FLAG_PREFER|SWAP_FLAG_DISCARD|32767`` (the priority last)."""
     flags = v & MASK32
     prio = flags & 0x7FFF
     flags &= ~0x7FFF
-    text = flag_set(flags, F.SWAP_FLAGS, dflt="SWAP_FLAG_???") + "|" if flags else ""
+    text = flag_set(flags, _SWAP_FLAGS, dflt="SWAP_FLAG_???") + "|" if flags else ""
     return f"{text}{prio}"
 
 
@@ -1750,6 +1904,20 @@ def _getrandom_flags(ctx: Context, v: int) -> Value:
     return flag_set(v & MASK32, F.GETRANDOM_FLAGS, dflt="GRND_???")
 
 
+def _fan_events() -> tuple[tuple[str, int], ...]:
+    """fanotify_mark(2) events in strace's ``fan_event_flags`` order: the UAPI ones with
+    FAN_DIR_MODIFY (0x80000, gone from the UAPI header since Linux 5.9) after
+    FAN_OPEN_EXEC_PERM."""
+    events = list(F.FAN_EVENTS)
+    at = [name for name, _ in events].index("FAN_OPEN_EXEC_PERM") + 1
+    events.insert(at, ("FAN_DIR_MODIFY", 0x80000))
+    return tuple(events)
+
+
+#: fanotify_mark(2)'s mask: :func:`_fan_events`.
+FAN_EVENTS = _fan_events()
+
+
 def _fanotify_init_flags(ctx: Context, v: int) -> Value:
     flags = v & MASK32
     cls = xval(flags & 0xC, F.FAN_CLASSES, "FAN_CLASS_???")
@@ -1879,6 +2047,47 @@ def bpf_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
     return (Enum(F.BPF_CMDS, "BPF_???"), PTR, UINT)
 
 
+def _if_dqblk(data: bytes, ctx: Context) -> Value:
+    """``struct if_dqblk`` as strace prints it without ``-v``: the limits and usage, then
+    ``...``."""
+    names = ("bhardlimit", "bsoftlimit", "curspace", "ihardlimit", "isoftlimit", "curinodes")
+    values = struct.unpack("<6Q", data[:48])
+    return "{" + ", ".join(f"dqb_{n}={v}" for n, v in zip(names, values, strict=True)) + ", ...}"
+
+
+def _if_dqinfo(data: bytes, ctx: Context) -> Value:
+    """``struct if_dqinfo``: ``{dqi_bgrace=1, dqi_igrace=2, dqi_flags=DQF_SYS_FILE,
+    dqi_valid=IIF_FLAGS}``."""
+    bgrace, igrace, flags, valid = struct.unpack("<QQII", data[:24])
+    return (
+        f"{{dqi_bgrace={bgrace}, dqi_igrace={igrace}, "
+        f"dqi_flags={flag_set(flags, F.DQINFO_FLAGS, dflt='DQF_???')}, "
+        f"dqi_valid={flag_set(valid, F.DQINFO_VALID, dflt='IIF_???')}}}"
+    )
+
+
+def _fs_disk_quota(data: bytes, ctx: Context) -> Value:
+    """XFS's ``struct fs_disk_quota`` as strace prints it without ``-v``: ``{d_version=1,
+    d_flags=FS_USER_QUOTA, d_fieldmask=0x3, d_id=0, d_blk_hardlimit=..., ...}``."""
+    version, flags, mask, qid = struct.unpack("<bBHI", data[:8])
+    names = ("blk_hardlimit", "blk_softlimit", "ino_hardlimit", "ino_softlimit")
+    values = struct.unpack("<6Q", data[8:56])
+    pairs = zip((*names, "bcount", "icount"), values, strict=True)
+    limits = ", ".join(f"d_{n}={v}" for n, v in pairs)
+    return (
+        f"{{d_version={version}, "
+        f"d_flags={flag_set(flags, F.XFS_DQBLK_FLAGS, dflt='FS_???_QUOTA')}, "
+        f"d_fieldmask={hex_c(mask)}, d_id={qid}, {limits}, ...}}"
+    )
+
+
+#: quotactl's ``struct if_dqblk`` (72 bytes) and ``struct if_dqinfo`` (24 bytes).
+_DQBLK, _DQBLK_OUT = Struct(_if_dqblk, 72), Struct(_if_dqblk, 72, EXIT)
+_DQINFO, _DQINFO_OUT = Struct(_if_dqinfo, 24), Struct(_if_dqinfo, 24, EXIT)
+#: XFS's ``struct fs_disk_quota`` (112 bytes).
+_XDQBLK, _XDQBLK_OUT = Struct(_fs_disk_quota, 112), Struct(_fs_disk_quota, 112, EXIT)
+
+
 def _quota_data(qcmd: int) -> tuple[Kind, ...]:
     """What follows quotactl's command and target, by command (strace's
     ``decode_cmd_data``): the id and the data, as their command uses them."""
@@ -1888,19 +2097,25 @@ def _quota_data(qcmd: int) -> tuple[Kind, ...]:
         return ()
     if cmd == q.get("Q_QUOTAON"):
         return (Enum(F.QUOTA_FORMATS, "QFMT_VFS_???"), PATH)
-    if cmd in (q.get("Q_GETQUOTA"), q.get("Q_GETNEXTQUOTA"), q.get("Q_XGETQUOTA")):
+    if cmd == q.get("Q_GETQUOTA"):
+        return (UID, _DQBLK_OUT)
+    if cmd == q.get("Q_SETQUOTA"):
+        return (UID, _DQBLK)
+    if cmd == q.get("Q_GETINFO"):
+        return (At(3, _DQINFO_OUT),)
+    if cmd == q.get("Q_SETINFO"):
+        return (At(3, _DQINFO),)
+    if cmd == q.get("Q_GETNEXTQUOTA"):
         return (UID, Exit(PTR))
-    if cmd == q.get("Q_XGETNEXTQUOTA"):
-        return (UID, Exit(PTR))
-    if cmd in (q.get("Q_SETQUOTA"), q.get("Q_XSETQLIM")):
-        return (UID, PTR)
+    if cmd in (q.get("Q_XGETQUOTA"), q.get("Q_XGETNEXTQUOTA")):
+        return (UID, _XDQBLK_OUT)
+    if cmd == q.get("Q_XSETQLIM"):
+        return (UID, _XDQBLK)
     if cmd == q.get("Q_GETFMT"):
         fmt = u32_in_brackets(lambda v: xval(v, F.QUOTA_FORMATS, "QFMT_VFS_???"), EXIT)
         return (At(3, fmt),)
-    if cmd in (q.get("Q_GETINFO"), q.get("Q_XGETQSTAT"), q.get("Q_XGETQSTATV")):
+    if cmd in (q.get("Q_XGETQSTAT"), q.get("Q_XGETQSTATV")):
         return (At(3, Exit(PTR)),)
-    if cmd == q.get("Q_SETINFO"):
-        return (At(3, PTR),)
     if cmd in (q.get("Q_XQUOTAON"), q.get("Q_XQUOTAOFF")):
         flags = u32_in_brackets(lambda v: flag_set(v, F.XFS_QUOTA_FLAGS, dflt="FS_QUOTA_???"))
         return (At(3, flags),)
@@ -1937,8 +2152,14 @@ def _semctl_arg(ctx: Context, v: int) -> Value:
     return f"[{addr(v)}]"
 
 
+#: pkey_alloc(2) access rights: the UAPI two, then PKEY_DISABLE_EXECUTE (powerpc's
+#: asm/mman.h only; strace's ``pkey_access`` names it on every architecture).
+_PKEY_ACCESS = (*F.PKEY_ACCESS, ("PKEY_DISABLE_EXECUTE", 0x4))
+
+
 def pkey_alloc_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
-    return (HEX, Flags(F.PKEY_ACCESS, "PKEY_???", 64))
+    """pkey_alloc's flags (hex) and access rights."""
+    return (HEX, Flags(_PKEY_ACCESS, "PKEY_???", 64))
 
 
 def get_mempolicy_mode(data: bytes, ctx: Context) -> Value:
@@ -2025,8 +2246,55 @@ def sched_attr(data: bytes, size: int, usize: int, is_set: bool) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+#: A ``struct user_desc *`` (modify_ldt, set_thread_area).
+USER_DESC = Struct(S.user_desc, SIZES["user_desc"])
+
+
+def _entry_number(value: int) -> str:
+    """``user_desc.entry_number`` as strace's ``PRINT_VAL_ID``: ``-1`` or unsigned."""
+    return "-1" if value == MASK32 else str(value)
+
+
+class ThreadAreaOut(Kind):
+    """get_thread_area's ``user_desc``: ``{entry_number=12`` read at entry, then ``, ...}``
+    after a failure, else the rest of the struct read at exit (``entry_number=12 => 6``
+    if the kernel changed it)."""
+
+    when = EXIT
+
+    def save(self, ctx: Context, v: int) -> Any:
+        data = read(ctx.memory, v, 4)
+        return None if data is None else struct.unpack("<I", data)[0]
+
+    def decode(self, ctx: Context, v: int) -> Value:
+        before = ctx.saved.get(ctx.index)
+        if v == 0 or before is None:
+            return addr(v)
+        head = "{entry_number=" + _entry_number(before)
+        data = None if ctx.failed else read(ctx.memory, v, SIZES["user_desc"])
+        if data is None:
+            return head + ", ...}"
+        (after,) = struct.unpack("<I", data[:4])
+        changed = "" if after == before else " => " + _entry_number(after)
+        return head + changed + ", " + S.user_desc(data).split(", ", 1)[1]
+
+    def footprint(self) -> Footprint:
+        return Footprint(ENTRY, "bytes", 4)
+
+
+def set_thread_area_return(ctx: Context, raw: int) -> tuple[str | None, str | None]:
+    """set_thread_area's decoration: the entry the kernel chose, ``entry_number=12``."""
+    data = None if ctx.failed else read(ctx.memory, ctx.args[0], 4)
+    return None, None if data is None else f"entry_number={struct.unpack('<I', data)[0]}"
+
+
+#: What get_thread_area and set_thread_area read at exit: the whole ``user_desc``.
+USER_DESC_READS = ((0, Footprint(EXIT, "bytes", SIZES["user_desc"])),)
+
+
 def ldt_layout(args: tuple[int, ...]) -> tuple[Kind, ...]:
-    return (INT, PTR, ULONG)
+    """modify_ldt: its ``user_desc`` decoded only when the size is the struct's."""
+    return (INT, USER_DESC if args[2] == SIZES["user_desc"] else PTR, ULONG)
 
 
 def io_setup_ctx(data: bytes, ctx: Context) -> Value:
@@ -2375,11 +2643,19 @@ def _waiter(data: bytes, ctx: Context) -> Value:
     return text + (f", __reserved={hex_c(reserved)}}}" if reserved else "}")
 
 
+#: strace prints ``...`` after this many waiters.
+_FUTEX_WAITV_MAX = value_of(F.FUTEX_CONSTANTS, "FUTEX_WAITV_MAX")
+
+
 class Waiters(Kind):
-    """futex_waitv's ``struct futex_waitv`` array of argument 1 entries."""
+    """futex_waitv's ``struct futex_waitv`` array of argument 1 entries (at most
+    ``FUTEX_WAITV_MAX`` of them, then ``...``)."""
 
     def decode(self, ctx: Context, v: int) -> Value:
-        return array(ctx, v, ctx.args[1] & MASK32, 24, _waiter)
+        value = array(ctx, v, ctx.args[1] & MASK32, 24, _waiter)
+        if isinstance(value, Items) and len(value.items) > _FUTEX_WAITV_MAX:
+            return Items(value.items[:_FUTEX_WAITV_MAX], more=True, limit=value.limit)
+        return value
 
     def footprint(self) -> Footprint:
         return Footprint(ENTRY, "array", 24, count_arg=1, capped=True)

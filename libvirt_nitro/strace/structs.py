@@ -551,6 +551,31 @@ def pollfds_revents(data: bytes, limit: int) -> str | None:
     return "[" + ", ".join(items) + "]" if items else None
 
 
+def _hex_0x(value: int, width: int = 8) -> str:
+    """C's ``%#0*x`` with *width*: ``0x001234``; zero has no prefix (``00000000``)."""
+    return f"{value:#0{width}x}" if value else "0" * width
+
+
+def user_desc(data: bytes, ctx: Any = None) -> str:
+    """``struct user_desc`` (asm/ldt.h) as strace's ``print_user_desc``: ``{entry_number=6,
+    base_addr=0x87868584, limit=0xfffff, seg_32bit=1, ..., lm=0}``."""
+    entry, base, limit, bits = struct.unpack("<IIII", data[:16])
+    entry_text = "-1" if entry == 0xFFFFFFFF else str(entry)
+    fields = (
+        ("seg_32bit", 0, 1),
+        ("contents", 1, 3),
+        ("read_exec_only", 3, 1),
+        ("limit_in_pages", 4, 1),
+        ("seg_not_present", 5, 1),
+        ("useable", 6, 1),
+        ("lm", 7, 1),
+    )
+    flags = ", ".join(f"{name}={bits >> shift & mask}" for name, shift, mask in fields)
+    return (
+        f"{{entry_number={entry_text}, base_addr={_hex_0x(base)}, limit={_hex_0x(limit)}, {flags}}}"
+    )
+
+
 def fd_set(data: bytes, nfds: int) -> str:
     """An ``fd_set`` of *nfds* descriptors as ``[0 3]``."""
     bits = int.from_bytes(data, "little")

@@ -9,6 +9,9 @@ last acknowledged event. Without it, an ephemeral consumer reads the stream from
 Stops on ``--count``, ``--duration``, ``--idle`` (seconds without a new event), Ctrl-C or
 SIGTERM; a lost broker is reconnected with backoff (0.1 s doubling to 5 s), a durable
 consumer resuming where it was, an ephemeral one made again after the last event seen.
+Events a killed broker redelivers (its record of our acknowledgements lost) are printed
+once: stream sequences only grow. Across restarts of ``events --durable`` delivery is at
+least once (what the broker had not recorded as acknowledged comes again).
 """
 
 from __future__ import annotations
@@ -169,7 +172,13 @@ class Consumer:
                     if count is not None and self.printed >= count:
                         await msg.nak()  # not read: the next reader gets it first
                         continue
-                    self.last_sequence = msg.metadata.sequence.stream
+                    sequence = msg.metadata.sequence.stream
+                    if sequence <= self.last_sequence:
+                        # handled already: redelivered because a killed broker lost our
+                        # acknowledgement (stream sequences only grow)
+                        await msg.ack()
+                        continue
+                    self.last_sequence = sequence
                     record = json.loads(msg.data)
                     if self.selection.matches(record) and emit(record, msg.data):
                         self.printed += 1

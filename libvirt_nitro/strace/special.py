@@ -51,7 +51,7 @@ from .args import (
     read_cstr,
     s32,
 )
-from .memory import read, read_s32, read_u64
+from .memory import read, read_s32, read_u32, read_u64
 from .structs import SIZES, hex_c
 from .values import Items, Quoted, Seq, Unreadable, Value
 from .xlat import MASK32, flag_set, open_flags, signal_name, value_of, xval
@@ -801,8 +801,7 @@ class FileHandleOut(Kind):
     when = EXIT
 
     def save(self, ctx: Context, v: int) -> Any:
-        data = read(ctx.memory, v, 4)
-        return None if data is None else struct.unpack("<I", data)[0]
+        return read_u32(ctx.memory, v)
 
     def decode(self, ctx: Context, v: int) -> Value:
         before = ctx.saved.get(ctx.index)
@@ -2263,8 +2262,7 @@ class ThreadAreaOut(Kind):
     when = EXIT
 
     def save(self, ctx: Context, v: int) -> Any:
-        data = read(ctx.memory, v, 4)
-        return None if data is None else struct.unpack("<I", data)[0]
+        return read_u32(ctx.memory, v)
 
     def decode(self, ctx: Context, v: int) -> Value:
         before = ctx.saved.get(ctx.index)

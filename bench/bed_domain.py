@@ -29,6 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from kernel_trap import (
+    build_modules,
+)  # bench/kernel_trap.py: run as a script, bench/ is on sys.path
+
 __all__ = ["main"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     start = time.monotonic()
-    build = subprocess.run(
-        [KERNEL / "build.sh"], capture_output=True, text=True, timeout=3600, check=False
-    )
-    if build.returncode:
-        print(f"kernel/build.sh failed:\n{build.stderr[-3000:]}", file=sys.stderr)
+    out = build_modules()
+    if out is None:
         return 1
-    out = build.stdout.split()[-1]
     built = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nitro-bench-") as results:
         params = {

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["main", "parse"]
+__all__ = ["build_modules", "main", "parse"]
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "kernel"
@@ -61,6 +61,18 @@ def paired_ratio(mode: dict, base: dict) -> float:
     return statistics.median(a / b for a, b in zip(mode["runs_ns"], base["runs_ns"], strict=True))
 
 
+def build_modules() -> str | None:
+    """The patched modules' build directory (kernel/build.sh, cached), or None after
+    printing why the build failed."""
+    build = subprocess.run(
+        [KERNEL / "build.sh"], capture_output=True, text=True, timeout=3600, check=False
+    )
+    if build.returncode:
+        print(f"kernel/build.sh failed:\n{build.stderr[-3000:]}", file=sys.stderr)
+        return None
+    return build.stdout.split()[-1]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build, run the bench in the bed, print the figures and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     start = time.monotonic()
-    build = subprocess.run(
-        [KERNEL / "build.sh"], capture_output=True, text=True, timeout=3600, check=False
-    )
-    if build.returncode:
-        print(f"kernel/build.sh failed:\n{build.stderr[-3000:]}", file=sys.stderr)
+    out = build_modules()
+    if out is None:
         return 1
-    out = build.stdout.split()[-1]
     built = time.monotonic()
     run = subprocess.run(
         [
